@@ -1,1 +1,11 @@
-//! placeholder
+//! cloudify-osb: an Open Service Broker (OSB API v2.17) for the Cloudify orchestrator.
+//!
+//! Map of the modules (DESIGN.md §3):
+//! - [`domain`]: ids, catalog, instance, binding, operation state machines, the broker and
+//!   the ports `Store`, `Orchestrator`, `Binder`. No adapter, HTTP or AWS types.
+//! - `adapters`: implementations of the ports (memory, sqlite, dynamodb, cloudify, vault).
+//! - `http`: the one axum router that owns the OSB protocol.
+//! - `config`, `telemetry`: typed configuration and logging.
+
+pub mod adapters;
+pub mod domain;

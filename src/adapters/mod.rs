@@ -1,0 +1,4 @@
+//! Adapters: implementations of the domain's ports. Each translates its wire or database
+//! types into domain types; none of them leaks into `domain`.
+
+pub mod memory;
