@@ -2,3 +2,4 @@
 //! types into domain types; none of them leaks into `domain`.
 
 pub mod memory;
+pub mod sqlite;
