@@ -1,5 +1,6 @@
 //! Adapters: implementations of the domain's ports. Each translates its wire or database
 //! types into domain types; none of them leaks into `domain`.
 
+pub mod cloudify;
 pub mod memory;
 pub mod sqlite;
