@@ -16,7 +16,7 @@ case "${1:-}" in
     bin="$(target_dir)/debug/cloudify-sim"
     bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
     [ -x "$bin" ] || { echo "cloudify-sim: $bin is missing (build the workspace first)" >&2; exit 1; }
-    stop_pidfile "$pidfile"
+    stop_pidfile "$pidfile" || true
     "$bin" --listen 127.0.0.1:0 --execution-seconds "${CLOUDIFY_SIM_EXECUTION_SECONDS:-0.5}" \
       >"$log" 2>&1 &
     echo $! >"$pidfile"
@@ -30,15 +30,16 @@ case "${1:-}" in
     if [ -z "$url" ]; then
       echo "cloudify-sim did not start; log:" >&2
       cat "$log" >&2
-      stop_pidfile "$pidfile"
+      stop_pidfile "$pidfile" || true
+      rm -f "$pidfile"
       exit 1
     fi
     printf 'export CLOUDIFY_SIM_URL=%s\nexport CLOUDIFY_SIM_BIN=%s\n' "$url" "$bin" >"$envfile"
     echo "cloudify-sim on $url"
     ;;
   stop)
-    stop_pidfile "$pidfile"
-    rm -f "$envfile"
+    stop_pidfile "$pidfile" || true
+    rm -f "$pidfile" "$envfile"
     ;;
   *)
     echo "usage: $0 start|stop" >&2
