@@ -9,6 +9,7 @@ pub mod ids;
 pub mod instance;
 pub mod operation;
 pub mod ports;
+pub mod sync;
 
 #[cfg(test)]
 mod architecture {
