@@ -545,7 +545,7 @@ async fn tokens_post(State(sim): State<Shared>, body: Bytes) -> ApiResult {
     };
     let out = render_token(&sim, &t, true);
     sim.lock().tokens.push(t);
-    ok(StatusCode::CREATED, out)
+    ok(StatusCode::OK, out)
 }
 
 async fn token_get(State(sim): State<Shared>, Path(id): Path<String>) -> ApiResult {
@@ -616,7 +616,7 @@ fn labels_of(item: &Value) -> Vec<(String, String)> {
 }
 
 fn rule_matches(item: &Value, rule: &Value) -> Result<bool, ApiError> {
-    let bad = |m: &str| ApiError::bad("bad_parameters_error", m.to_string());
+    let bad = |m: &str| ApiError::bad("invalid_filter_rule", m.to_string());
     let key = rule
         .get("key")
         .and_then(Value::as_str)
