@@ -4,3 +4,4 @@
 pub mod cloudify;
 pub mod memory;
 pub mod sqlite;
+pub mod vault;

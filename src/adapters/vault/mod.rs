@@ -1,0 +1,657 @@
+//! The Vault binder (registry name `vault`, DESIGN.md §5–§6): per instance, a database
+//! secrets engine connection and role; per binding, credentials from `<engine>/creds/<role>`
+//! with their lease, kept in the broker's KV v2 mount for identical re-PUTs and fetches.
+//!
+//! Vault paths it writes (all derived from validated IDs, never shared between instances):
+//! - `<engine>/config/<prefix>-<instance>` and `<engine>/roles/<prefix>-<instance>`;
+//! - `<kv>/data/instances/<instance>`: what was written for the instance (non-secret), so
+//!   that `remove_instance` finds it even if the binder config changed meanwhile;
+//! - `<kv>/data/bindings/<instance>/<binding>`: the credentials handed out.
+//!
+//! Stateless per call (B16): every call gets what it needs. Never logs or returns a secret.
+//! Must not be imported by `domain`.
+
+mod client;
+pub mod config;
+pub mod template;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use self::client::{Reply, VaultClient};
+use self::config::{BinderConfig, check_mount_path, check_prefix, encode_userinfo};
+use self::template::Scope;
+use crate::domain::binding::{Binding, Credentials, LeaseTimes};
+use crate::domain::catalog::ServiceSettings;
+use crate::domain::error::BinderError;
+use crate::domain::instance::Instance;
+use crate::domain::ports::{BindContext, Binder, Bound};
+
+pub use self::config::instance_object_name;
+
+/// Registry name.
+pub const NAME: &str = "vault";
+
+/// How to reach Vault and where the broker keeps its own data there.
+pub struct VaultSettings {
+    /// `scheme://host[:port]` (`VAULT_ADDR`).
+    pub addr: String,
+    /// `VAULT_TOKEN`.
+    pub token: SecretString,
+    /// The broker-owned KV v2 mount (`VAULT_KV_MOUNT`, default `cloudify-osb`).
+    pub kv_mount: String,
+    /// Prefix of per-instance connection and role names (default `osb`).
+    pub name_prefix: String,
+    /// Per-request timeout (connecting: at most 5 s).
+    pub timeout: Duration,
+}
+
+impl VaultSettings {
+    /// Settings with the defaults for everything but address and token.
+    pub fn new(addr: impl Into<String>, token: SecretString) -> Self {
+        Self {
+            addr: addr.into(),
+            token,
+            kv_mount: "cloudify-osb".into(),
+            name_prefix: "osb".into(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for VaultSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultSettings")
+            .field("addr", &self.addr)
+            .field("token", &"<redacted>")
+            .field("kv_mount", &self.kv_mount)
+            .field("name_prefix", &self.name_prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The Vault binder. Build it once per process and share it.
+#[derive(Debug)]
+pub struct VaultBinder {
+    vault: VaultClient,
+    kv_mount: String,
+    prefix: String,
+}
+
+/// What the instance record in KV says was written.
+struct InstanceRecord {
+    engine_mount: String,
+    name: String,
+}
+
+impl VaultBinder {
+    /// Validates the settings and builds the one HTTP client. Makes no request.
+    pub fn new(settings: VaultSettings) -> Result<Self, BinderError> {
+        check_mount_path("the Vault KV mount", &settings.kv_mount)?;
+        check_prefix(&settings.name_prefix)?;
+        Ok(Self {
+            vault: VaultClient::new(&settings.addr, &settings.token, settings.timeout)?,
+            kv_mount: settings.kv_mount,
+            prefix: settings.name_prefix,
+        })
+    }
+
+    /// The connection and role name of an instance.
+    pub fn object_name(&self, instance_id: &str) -> String {
+        instance_object_name(&self.prefix, instance_id)
+    }
+
+    /// Mount-relative KV path of a binding's kept credentials.
+    pub fn binding_kv_path(instance_id: &str, binding_id: &str) -> String {
+        format!("bindings/{instance_id}/{binding_id}")
+    }
+
+    fn instance_kv_path(instance_id: &str) -> String {
+        format!("instances/{instance_id}")
+    }
+
+    /// Reads a KV secret given as `MOUNT/PATH` (first segment = mount): KV v2 first, then
+    /// KV v1. `None` when absent.
+    async fn read_kv_any(&self, what: &str, full: &str) -> Result<Option<Value>, BinderError> {
+        check_mount_path(what, full)?;
+        let Some((mount, rest)) = full.split_once('/') else {
+            return Err(BinderError::Config(format!(
+                "{what} must be MOUNT/PATH, e.g. cloudify-osb/binders/mariadb"
+            )));
+        };
+        let v2 = self.vault.get(&format!("{mount}/data/{rest}")).await?;
+        if v2.is_success() {
+            return Ok(v2.data().get("data").filter(|d| d.is_object()).cloned());
+        }
+        if !v2.is_not_found() {
+            return Err(v2.to_error(&format!("read {what}"), &[]));
+        }
+        let v1 = self.vault.get(full).await?;
+        if v1.is_not_found() {
+            return Ok(None);
+        }
+        let v1 = v1.check(&format!("read {what}"), &[])?;
+        Ok(Some(v1.data().clone()).filter(|d| d.is_object()))
+    }
+
+    /// The binder config document named by the service settings, as stored.
+    async fn config_document(&self, settings: &ServiceSettings) -> Result<Value, BinderError> {
+        let path = settings.binder_config.trim();
+        let doc = self
+            .read_kv_any("the binder config path", path)
+            .await?
+            .ok_or_else(|| {
+                BinderError::Config(format!("no binder config is stored at Vault path {path:?}"))
+            })?;
+        // A document stored as one JSON string under `config` (as the original broker did).
+        match doc.as_object() {
+            Some(m) if m.len() == 1 && m.get("config").is_some_and(Value::is_string) => {
+                let text = m.get("config").and_then(Value::as_str).unwrap_or_default();
+                serde_json::from_str(text).map_err(|e| {
+                    BinderError::Config(format!(
+                        "the binder config at {path:?} is not JSON (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ))
+                })
+            }
+            _ => Ok(doc),
+        }
+    }
+
+    async fn rendered_config(&self, ctx: &BindContext<'_>) -> Result<BinderConfig, BinderError> {
+        let doc = self.config_document(ctx.settings).await?;
+        let scope = Scope {
+            outputs: ctx.outputs,
+            instance_id: ctx.instance.id.as_str(),
+            deployment_id: &ctx.instance.deployment_id,
+            binding_id: Some(ctx.binding_id.as_str()),
+            parameters: ctx.parameters,
+            context: ctx.instance.context.as_ref(),
+        };
+        BinderConfig::render(&doc, &scope)
+    }
+
+    async fn kv_read(&self, rel: &str) -> Result<Option<Value>, BinderError> {
+        let reply = self
+            .vault
+            .get(&format!("{}/data/{rel}", self.kv_mount))
+            .await?;
+        if reply.is_not_found() {
+            return Ok(None);
+        }
+        let reply = reply.check(&format!("read {}/data/{rel}", self.kv_mount), &[])?;
+        Ok(reply.data().get("data").filter(|d| d.is_object()).cloned())
+    }
+
+    async fn kv_write(&self, rel: &str, data: &Value) -> Result<(), BinderError> {
+        self.vault
+            .post(
+                &format!("{}/data/{rel}", self.kv_mount),
+                &json!({ "data": data }),
+            )
+            .await?
+            .check(&format!("write {}/data/{rel}", self.kv_mount), &[])
+            .map(|_| ())
+    }
+
+    async fn kv_delete(&self, rel: &str) -> Result<(), BinderError> {
+        self.vault
+            .delete(&format!("{}/metadata/{rel}", self.kv_mount))
+            .await
+    }
+
+    async fn instance_record(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<InstanceRecord>, BinderError> {
+        let Some(data) = self.kv_read(&Self::instance_kv_path(instance_id)).await? else {
+            return Ok(None);
+        };
+        let field = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_owned);
+        match (field("engine_mount"), field("name")) {
+            (Some(engine_mount), Some(name))
+                if check_mount_path("engine mount", &engine_mount).is_ok()
+                    && check_mount_path("name", &name).is_ok()
+                    && !name.contains('/') =>
+            {
+                Ok(Some(InstanceRecord { engine_mount, name }))
+            }
+            _ => Err(BinderError::Config(format!(
+                "the broker's record of instance {instance_id} in Vault is damaged"
+            ))),
+        }
+    }
+
+    async fn admin_password(&self, config: &BinderConfig) -> Result<SecretString, BinderError> {
+        if let Some(p) = &config.connection.password {
+            return Ok(p.clone());
+        }
+        let Some(r) = &config.connection.password_ref else {
+            return Err(BinderError::Config("connection.password is missing".into()));
+        };
+        let data = self
+            .read_kv_any("connection.password_ref.path", &r.path)
+            .await?
+            .ok_or_else(|| {
+                BinderError::Config(format!("nothing is stored at Vault path {:?}", r.path))
+            })?;
+        data.get(&r.key)
+            .and_then(Value::as_str)
+            .map(|s| SecretString::from(s.to_owned()))
+            .ok_or_else(|| {
+                BinderError::Config(format!(
+                    "Vault path {:?} has no string key {:?}",
+                    r.path, r.key
+                ))
+            })
+    }
+
+    async fn write_connection_and_role(
+        &self,
+        config: &BinderConfig,
+        name: &str,
+    ) -> Result<(), BinderError> {
+        let engine = &config.engine.mount;
+        let password = self.admin_password(config).await?;
+        let secret = password.expose_secret();
+        let mut conn = Map::new();
+        conn.insert("plugin_name".into(), json!(config.engine.plugin));
+        conn.insert("connection_url".into(), json!(config.connection.url));
+        conn.insert("username".into(), json!(config.connection.username));
+        conn.insert("password".into(), json!(secret));
+        conn.insert("allowed_roles".into(), json!([name]));
+        conn.insert("verify_connection".into(), json!(config.connection.verify));
+        if let Some(n) = config.connection.max_open_connections {
+            conn.insert("max_open_connections".into(), json!(n));
+        }
+        if let Some(t) = &config.connection.username_template {
+            conn.insert("username_template".into(), json!(t));
+        }
+        if let Some(p) = &config.connection.password_policy {
+            conn.insert("password_policy".into(), json!(p));
+        }
+        self.vault
+            .post(&format!("{engine}/config/{name}"), &Value::Object(conn))
+            .await?
+            .check(&format!("write {engine}/config/{name}"), &[secret])?;
+
+        let role = &config.role;
+        let mut body = Map::new();
+        body.insert("db_name".into(), json!(name));
+        body.insert(
+            "creation_statements".into(),
+            json!(role.creation_statements),
+        );
+        for (k, v) in [
+            ("revocation_statements", &role.revocation_statements),
+            ("rollback_statements", &role.rollback_statements),
+            ("renew_statements", &role.renew_statements),
+        ] {
+            if !v.is_empty() {
+                body.insert(k.into(), json!(v));
+            }
+        }
+        if let Some(t) = &role.default_ttl {
+            body.insert("default_ttl".into(), json!(t));
+        }
+        if let Some(t) = &role.max_ttl {
+            body.insert("max_ttl".into(), json!(t));
+        }
+        self.vault
+            .post(&format!("{engine}/roles/{name}"), &Value::Object(body))
+            .await?
+            .check(&format!("write {engine}/roles/{name}"), &[secret])?;
+        Ok(())
+    }
+
+    /// Removes the role and connection of an instance, revoking any lease left under it.
+    async fn remove_engine_objects(&self, engine: &str, name: &str) -> Result<(), BinderError> {
+        let prefix = format!("{engine}/creds/{name}/");
+        let reply = self
+            .vault
+            .put(&format!("sys/leases/revoke-prefix/{prefix}"), &json!({}))
+            .await?;
+        if reply.status.as_u16() == 403 {
+            tracing::warn!(
+                prefix = %prefix,
+                "the Vault token may not revoke by prefix (needs sudo); leases were revoked one by one"
+            );
+        } else if !reply.is_not_found() {
+            reply.check(&format!("revoke leases under {prefix}"), &[])?;
+        }
+        self.vault.delete(&format!("{engine}/roles/{name}")).await?;
+        self.vault
+            .delete(&format!("{engine}/config/{name}"))
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_lease(&self, lease_id: &str) -> Result<(), BinderError> {
+        self.vault
+            .put("sys/leases/revoke", &json!({ "lease_id": lease_id }))
+            .await?
+            .check("revoke the binding's lease", &[])
+            .map(|_| ())
+    }
+
+    /// The credentials map for the platform (servicebinding.io style). Allow-listed outputs
+    /// first, then configured values, then what the binder sets itself: generated
+    /// credentials win over everything else (B15).
+    fn credentials_map(
+        config: &BinderConfig,
+        outputs: &Map<String, Value>,
+        username: &str,
+        password: &str,
+    ) -> Result<Credentials, BinderError> {
+        let mut c = Credentials::default();
+        for name in &config.outputs {
+            let value = outputs
+                .get(name)
+                .ok_or_else(|| BinderError::MissingOutput(name.clone()))?;
+            c.insert(name.clone(), template::value_text(value));
+        }
+        for (k, v) in config.credential_values() {
+            c.insert(k, v);
+        }
+        c.insert("type", config.credentials.kind.clone());
+        c.insert(
+            "provider",
+            config
+                .credentials
+                .provider
+                .clone()
+                .unwrap_or_else(|| "cloudify".into()),
+        );
+        c.insert("username", username);
+        c.insert("password", password);
+        if let Some(scheme) = &config.credentials.uri_scheme {
+            let host = c.get("host").ok_or_else(|| {
+                BinderError::Config("credentials.uri_scheme needs credentials.values.host".into())
+            })?;
+            let mut uri = format!(
+                "{scheme}://{}:{}@{host}",
+                encode_userinfo(username),
+                encode_userinfo(password)
+            );
+            if let Some(port) = c.get("port").filter(|p| !p.is_empty()) {
+                uri.push(':');
+                uri.push_str(port);
+            }
+            if let Some(db) = c.get("database").filter(|d| !d.is_empty()) {
+                uri.push('/');
+                uri.push_str(&encode_userinfo(db));
+            }
+            c.insert("uri", uri);
+        }
+        Ok(c)
+    }
+}
+
+fn lease_times(now: OffsetDateTime, seconds: u64) -> Option<LeaseTimes> {
+    if seconds == 0 {
+        return None;
+    }
+    let secs = i64::try_from(seconds).ok()?;
+    Some(LeaseTimes {
+        expires_at: now + time::Duration::seconds(secs),
+        // Two thirds of the way: room to renew or rotate before the lease runs out.
+        renew_before: now + time::Duration::seconds(secs * 2 / 3),
+    })
+}
+
+fn state_str<'a>(binding: &'a Binding, key: &str) -> Option<&'a str> {
+    binding.binder_state.get(key).and_then(Value::as_str)
+}
+
+#[async_trait]
+impl Binder for VaultBinder {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn connect(&self) -> Result<(), BinderError> {
+        let health = self.vault.get("sys/health").await?;
+        match health.status.as_u16() {
+            200 | 429 | 472 | 473 => {}
+            503 => return Err(BinderError::Unavailable("Vault is sealed".into())),
+            501 => return Err(BinderError::Unavailable("Vault is not initialised".into())),
+            code => {
+                return Err(BinderError::Unavailable(format!(
+                    "Vault health answered {code}"
+                )));
+            }
+        }
+        self.vault
+            .get("auth/token/lookup-self")
+            .await?
+            .check("token lookup", &[])
+            .map(|_| ())
+    }
+
+    #[tracing::instrument(skip_all, fields(instance_id = %ctx.instance.id))]
+    async fn configure(&self, ctx: &BindContext<'_>) -> Result<(), BinderError> {
+        let config = self.rendered_config(ctx).await?;
+        let instance_id = ctx.instance.id.as_str();
+        let name = self.object_name(instance_id);
+        let engine = config.engine.mount.clone();
+        let known = self.instance_record(instance_id).await?;
+        if let Some(old) = &known
+            && old.engine_mount != engine
+        {
+            // The service moved to another engine mount: clear the old objects first.
+            self.remove_engine_objects(&old.engine_mount, &old.name)
+                .await?;
+        }
+        // Recorded before anything is created, so that remove_instance always finds it.
+        self.kv_write(
+            &Self::instance_kv_path(instance_id),
+            &json!({ "engine_mount": engine, "name": name }),
+        )
+        .await?;
+        if let Err(e) = self.write_connection_and_role(&config, &name).await {
+            if known.is_none() {
+                // First configure of this instance failed: leave nothing half-created.
+                let cleanup = async {
+                    self.remove_engine_objects(&engine, &name).await?;
+                    self.kv_delete(&Self::instance_kv_path(instance_id)).await
+                };
+                if let Err(c) = cleanup.await {
+                    tracing::warn!(error = %c, "cleanup after a failed configure did not finish");
+                }
+            }
+            return Err(e);
+        }
+        tracing::debug!(engine = %engine, name = %name, "instance configured in Vault");
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(instance_id = %ctx.instance.id, binding_id = %ctx.binding_id))]
+    async fn credentials(&self, ctx: &BindContext<'_>) -> Result<Bound, BinderError> {
+        let config = self.rendered_config(ctx).await?;
+        let instance_id = ctx.instance.id.as_str();
+        let name = self.object_name(instance_id);
+        let engine = &config.engine.mount;
+        let reply: Reply = self
+            .vault
+            .get(&format!("{engine}/creds/{name}"))
+            .await?
+            .check(&format!("read {engine}/creds/{name}"), &[])?;
+        let body = reply.body.as_ref().unwrap_or(&Value::Null);
+        let lease_id = body
+            .get("lease_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let lease_duration = body
+            .get("lease_duration")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let renewable = body
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let now = OffsetDateTime::now_utc();
+        let data = reply.data();
+        let (Some(username), Some(password)) = (
+            data.get("username").and_then(Value::as_str),
+            data.get("password").and_then(Value::as_str),
+        ) else {
+            if !lease_id.is_empty() {
+                self.revoke_lease(&lease_id).await.ok();
+            }
+            return Err(BinderError::Rejected(format!(
+                "{engine}/creds/{name} returned no username and password"
+            )));
+        };
+        let built = Self::credentials_map(&config, ctx.outputs, username, password);
+        let kv_path = Self::binding_kv_path(instance_id, ctx.binding_id.as_str());
+        let kept = match built {
+            Ok(credentials) => {
+                let map: Map<String, Value> = credentials
+                    .0
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                self.kv_write(&kv_path, &Value::Object(map))
+                    .await
+                    .map(|()| credentials)
+            }
+            Err(e) => Err(e),
+        };
+        let credentials = match kept {
+            Ok(c) => c,
+            Err(e) => {
+                // Leave nothing half-created: the generated user goes with its lease.
+                if !lease_id.is_empty()
+                    && let Err(r) = self.revoke_lease(&lease_id).await
+                {
+                    tracing::warn!(error = %r, "revoking the lease of a failed bind did not finish");
+                }
+                return Err(e);
+            }
+        };
+        let state = json!({
+            "lease_id": lease_id,
+            "renewable": renewable,
+            "lease_duration": lease_duration,
+            "engine_mount": engine,
+            "role": name,
+            "kv_mount": self.kv_mount,
+            "kv_path": kv_path,
+        });
+        Ok(Bound {
+            credentials,
+            state,
+            lease: lease_times(now, lease_duration),
+        })
+    }
+
+    async fn stored_credentials(&self, binding: &Binding) -> Result<Credentials, BinderError> {
+        let kv_path = state_str(binding, "kv_path")
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                Self::binding_kv_path(binding.instance_id.as_str(), binding.id.as_str())
+            });
+        let data = self.kv_read(&kv_path).await?.ok_or_else(|| {
+            BinderError::Unavailable(format!(
+                "the kept credentials of binding {} are missing from Vault",
+                binding.id
+            ))
+        })?;
+        let mut c = Credentials::default();
+        if let Some(m) = data.as_object() {
+            for (k, v) in m {
+                c.insert(k.clone(), template::value_text(v));
+            }
+        }
+        Ok(c)
+    }
+
+    #[tracing::instrument(skip_all, fields(instance_id = %binding.instance_id, binding_id = %binding.id))]
+    async fn revoke(&self, binding: &Binding) -> Result<(), BinderError> {
+        if let Some(lease_id) = state_str(binding, "lease_id").filter(|l| !l.is_empty()) {
+            self.revoke_lease(lease_id).await?;
+        }
+        let kv_path = Self::binding_kv_path(binding.instance_id.as_str(), binding.id.as_str());
+        self.kv_delete(&kv_path).await
+    }
+
+    #[tracing::instrument(skip_all, fields(instance_id = %instance.id))]
+    async fn remove_instance(
+        &self,
+        instance: &Instance,
+        _settings: &ServiceSettings,
+    ) -> Result<(), BinderError> {
+        let instance_id = instance.id.as_str();
+        if let Some(record) = self.instance_record(instance_id).await? {
+            self.remove_engine_objects(&record.engine_mount, &record.name)
+                .await?;
+        }
+        let dir = format!("{}/metadata/bindings/{instance_id}/", self.kv_mount);
+        for key in self.vault.list(&dir).await? {
+            let key = key.trim_end_matches('/');
+            if check_mount_path("key", key).is_ok() {
+                self.kv_delete(&Self::binding_kv_path(instance_id, key))
+                    .await?;
+            }
+        }
+        self.kv_delete(&Self::instance_kv_path(instance_id)).await
+    }
+
+    async fn renew(&self, binding: &Binding) -> Result<Option<LeaseTimes>, BinderError> {
+        let Some(lease_id) = state_str(binding, "lease_id").filter(|l| !l.is_empty()) else {
+            return Ok(None);
+        };
+        let now = OffsetDateTime::now_utc();
+        let reply = self
+            .vault
+            .put("sys/leases/renew", &json!({ "lease_id": lease_id }))
+            .await?
+            .check("renew the binding's lease", &[])?;
+        let seconds = reply
+            .body
+            .as_ref()
+            .and_then(|b| b.get("lease_duration"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        Ok(lease_times(now, seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_times_renew_two_thirds_of_the_way() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let t = lease_times(now, 3600).unwrap();
+        assert_eq!(t.expires_at - now, time::Duration::hours(1));
+        assert_eq!(t.renew_before - now, time::Duration::minutes(40));
+        assert!(lease_times(now, 0).is_none());
+    }
+
+    #[test]
+    fn settings_debug_hides_the_token() {
+        let s = VaultSettings::new("http://127.0.0.1:8200", SecretString::from("s.topsecret"));
+        assert!(!format!("{s:?}").contains("topsecret"));
+        let b = VaultBinder::new(s).unwrap();
+        assert!(!format!("{b:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn bad_kv_mounts_and_prefixes_are_refused() {
+        let mut s = VaultSettings::new("http://127.0.0.1:8200", SecretString::from("t"));
+        s.kv_mount = "../x".into();
+        assert!(VaultBinder::new(s).is_err());
+        let mut s = VaultSettings::new("http://127.0.0.1:8200", SecretString::from("t"));
+        s.name_prefix = "Bad_Prefix".into();
+        assert!(VaultBinder::new(s).is_err());
+    }
+}
