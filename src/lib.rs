@@ -6,6 +6,13 @@
 //! - `adapters`: implementations of the ports (memory, sqlite, dynamodb, cloudify, vault).
 //! - `http`: the one axum router that owns the OSB protocol.
 //! - `config`, `telemetry`: typed configuration and logging.
+//! - `wiring`: builds the broker and its adapters from the configuration.
+//! - `cli`: the `cloudify-osb` command line (`serve`, …).
 
 pub mod adapters;
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod http;
+pub mod telemetry;
+pub mod wiring;

@@ -3,6 +3,7 @@
 //! architecture test below); adapters translate wire types into these.
 
 pub mod binding;
+pub mod broker;
 pub mod catalog;
 pub mod error;
 pub mod ids;

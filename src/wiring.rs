@@ -1,0 +1,101 @@
+//! Builds the broker from [`Config`]: opens the store, connects the orchestrator and the
+//! binders. This is the one place where adapters meet the configuration; each adapter
+//! wires itself in its own function below with a few lines. A backend that is not
+//! configured is left out (its routes answer 503 naming it); start-up never waits on one.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::adapters::memory::MemoryStore;
+use crate::config::{Config, StoreLocation};
+use crate::domain::broker::Broker;
+use crate::domain::ports::{BinderRegistry, Orchestrator, Store};
+use crate::http::{ApiState, BasicAuth};
+
+/// Why the process cannot start (bad or incomplete configuration).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(pub String);
+
+/// The broker with every configured adapter.
+pub async fn build_broker(config: &Config) -> Result<Broker, StartupError> {
+    let store = open_store(&config.store).await?;
+    let orchestrator = orchestrator(config).await?;
+    let binders = binders(config).await?;
+    Ok(Broker::new(
+        store,
+        orchestrator,
+        binders,
+        config.broker_settings(),
+    ))
+}
+
+/// Opens the store named by `--store`.
+pub async fn open_store(location: &StoreLocation) -> Result<Arc<dyn Store>, StartupError> {
+    match location {
+        StoreLocation::Memory => {
+            tracing::warn!("using the in-memory store: nothing survives a restart");
+            Ok(Arc::new(MemoryStore::new()))
+        }
+        StoreLocation::Sqlite(path) => {
+            tracing::warn!(
+                path = %path.display(),
+                "the SQLite store is not part of this build yet; using the in-memory store \
+                 (nothing survives a restart)"
+            );
+            Ok(Arc::new(MemoryStore::new()))
+        }
+        StoreLocation::DynamoDb(_) => Err(StartupError(
+            "the DynamoDB store is not part of this build yet".into(),
+        )),
+    }
+}
+
+/// The Cloudify orchestrator, when `--cloudify-url` is set.
+pub async fn orchestrator(config: &Config) -> Result<Option<Arc<dyn Orchestrator>>, StartupError> {
+    if config.cloudify_url.is_some() {
+        tracing::warn!(
+            "the Cloudify adapter is not part of this build yet; Cloudify routes answer 503"
+        );
+    }
+    Ok(None)
+}
+
+/// The binders, by name; `vault` when `--vault-addr` is set.
+pub async fn binders(config: &Config) -> Result<BinderRegistry, StartupError> {
+    if config.vault_addr.is_some() {
+        tracing::warn!("the Vault binder is not part of this build yet; bind answers 503");
+    }
+    Ok(BinderRegistry::new())
+}
+
+/// The router's state: the broker and the platform's credentials (required).
+pub fn api_state(config: &Config, broker: Broker) -> Result<ApiState, StartupError> {
+    let (Some(username), Some(password)) = (&config.username, &config.password) else {
+        return Err(StartupError(
+            "--username and --password (BROKER_USERNAME, BROKER_PASSWORD) are required".into(),
+        ));
+    };
+    let mut auth = BasicAuth::new(username, password);
+    match (&config.username_next, &config.password_next) {
+        (Some(u), Some(p)) => auth = auth.with_next(u, p),
+        (None, None) => {}
+        _ => {
+            return Err(StartupError(
+                "--username-next and --password-next go together".into(),
+            ));
+        }
+    }
+    Ok(ApiState::new(Arc::new(broker), auth))
+}
+
+/// A secret from the configuration, for adapters that need one.
+pub fn required_secret<'a>(
+    value: &'a Option<SecretString>,
+    name: &str,
+) -> Result<&'a SecretString, StartupError> {
+    value
+        .as_ref()
+        .ok_or_else(|| StartupError(format!("{name} is required")))
+}
