@@ -8,6 +8,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use crate::adapters::memory::MemoryStore;
+use crate::adapters::sqlite::SqliteStore;
 use crate::config::{Config, StoreLocation};
 use crate::domain::broker::Broker;
 use crate::domain::ports::{BinderRegistry, Orchestrator, Store};
@@ -39,12 +40,13 @@ pub async fn open_store(location: &StoreLocation) -> Result<Arc<dyn Store>, Star
             Ok(Arc::new(MemoryStore::new()))
         }
         StoreLocation::Sqlite(path) => {
-            tracing::warn!(
-                path = %path.display(),
-                "the SQLite store is not part of this build yet; using the in-memory store \
-                 (nothing survives a restart)"
-            );
-            Ok(Arc::new(MemoryStore::new()))
+            let store = SqliteStore::open(path).map_err(|e| {
+                StartupError(format!(
+                    "cannot open the SQLite store {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Ok(Arc::new(store))
         }
         StoreLocation::DynamoDb(_) => Err(StartupError(
             "the DynamoDB store is not part of this build yet".into(),
