@@ -626,11 +626,14 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_not_a_database_is_reported_not_panicked() {
+    fn a_file_that_is_not_a_database_is_reported_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("garbage.db");
         std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
-        assert!(SqliteStore::open(&path).is_err());
+        match SqliteStore::open(&path) {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("garbage.db"), "{m}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
     }
 
     #[test]
