@@ -2,4 +2,5 @@
 //! binary; one module per port. Servers come from `tests/run` (`tests/services/*.sh`) through
 //! their env vars; a missing one fails the test with a clear message.
 
+mod cloudify;
 mod store;
