@@ -4,3 +4,4 @@
 
 mod cloudify;
 mod store;
+mod vault;

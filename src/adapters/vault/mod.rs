@@ -312,7 +312,9 @@ impl VaultBinder {
 
     /// Removes the role and connection of an instance, revoking any lease left under it.
     async fn remove_engine_objects(&self, engine: &str, name: &str) -> Result<(), BinderError> {
-        let prefix = format!("{engine}/creds/{name}/");
+        // Without a trailing slash (Vault refuses one in the URL); Vault then matches whole
+        // path segments, so `osb-inst-1` does not reach `osb-inst-10`'s leases.
+        let prefix = format!("{engine}/creds/{name}");
         let reply = self
             .vault
             .put(&format!("sys/leases/revoke-prefix/{prefix}"), &json!({}))
@@ -457,11 +459,9 @@ impl Binder for VaultBinder {
         if let Err(e) = self.write_connection_and_role(&config, &name).await {
             if known.is_none() {
                 // First configure of this instance failed: leave nothing half-created.
-                let cleanup = async {
-                    self.remove_engine_objects(&engine, &name).await?;
-                    self.kv_delete(&Self::instance_kv_path(instance_id)).await
-                };
-                if let Err(c) = cleanup.await {
+                let objects = self.remove_engine_objects(&engine, &name).await;
+                let record = self.kv_delete(&Self::instance_kv_path(instance_id)).await;
+                if let Err(c) = objects.and(record) {
                     tracing::warn!(error = %c, "cleanup after a failed configure did not finish");
                 }
             }
