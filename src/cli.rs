@@ -1,5 +1,6 @@
 //! The `cloudify-osb` command line: `serve` (all routes, graceful shutdown on SIGINT and
-//! SIGTERM). Later commands (`sync`, `service …`, `instance …`) join the [`Command`] enum.
+//! SIGTERM) and `sync` (one catalog sync run). Later commands (`service …`, `instance …`)
+//! join the [`Command`] enum.
 //! Must not import adapter crates (it builds through `wiring`).
 
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::domain::sync::sync_catalog;
 use crate::http::{Route, router};
 use crate::{telemetry, wiring};
 
@@ -23,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the OSB API (every route) over HTTP.
     Serve(Box<Config>),
+    /// Run one catalog sync from Cloudify into the store and print what changed.
+    Sync(Box<Config>),
 }
 
 /// Parses the command line and runs it.
@@ -30,6 +34,7 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(config) => serve(*config).await,
+        Command::Sync(config) => sync(*config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +71,28 @@ pub async fn serve(config: Config) -> Result<(), wiring::StartupError> {
         .await
         .map_err(|e| wiring::StartupError(format!("server failed: {e}")))?;
     tracing::info!("cloudify-osb stopped");
+    Ok(())
+}
+
+/// `cloudify-osb sync`: one catalog sync run; prints its report. Fails (exit 1) when
+/// Cloudify is not configured or cannot be listed; the catalog is then left as it was.
+pub async fn sync(config: Config) -> Result<(), wiring::StartupError> {
+    telemetry::init(config.log_format);
+    let store = wiring::open_store(&config.store).await?;
+    let Some(orchestrator) = wiring::cloudify_orchestrator(&config)? else {
+        return Err(wiring::StartupError(
+            "--cloudify-url (CLOUDIFY_URL) is required for sync".into(),
+        ));
+    };
+    let report = sync_catalog(
+        &orchestrator,
+        store.as_ref(),
+        &config.id_namespace,
+        &config.cloudify_tenant,
+    )
+    .await
+    .map_err(|e| wiring::StartupError(format!("catalog sync failed: {e}")))?;
+    println!("catalog sync: {report}");
     Ok(())
 }
 

@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::adapters::cloudify::{
+    CaCert, CloudifyConfig, CloudifyCredentials, CloudifyOrchestrator,
+};
 use crate::adapters::memory::MemoryStore;
 use crate::adapters::sqlite::SqliteStore;
 use crate::config::{Config, StoreLocation};
@@ -54,14 +57,50 @@ pub async fn open_store(location: &StoreLocation) -> Result<Arc<dyn Store>, Star
     }
 }
 
-/// The Cloudify orchestrator, when `--cloudify-url` is set.
+/// The Cloudify orchestrator, when `--cloudify-url` is set. An unusable Cloudify
+/// configuration does not stop start-up: it is logged and the Cloudify routes answer 503.
 pub async fn orchestrator(config: &Config) -> Result<Option<Arc<dyn Orchestrator>>, StartupError> {
-    if config.cloudify_url.is_some() {
-        tracing::warn!(
-            "the Cloudify adapter is not part of this build yet; Cloudify routes answer 503"
-        );
+    match cloudify_orchestrator(config) {
+        Ok(o) => Ok(o.map(|o| Arc::new(o) as Arc<dyn Orchestrator>)),
+        Err(e) => {
+            tracing::error!(error = %e, "Cloudify is not usable; Cloudify routes answer 503");
+            Ok(None)
+        }
     }
-    Ok(None)
+}
+
+/// The Cloudify adapter from `--cloudify-*`; `None` without `--cloudify-url`.
+pub fn cloudify_orchestrator(
+    config: &Config,
+) -> Result<Option<CloudifyOrchestrator>, StartupError> {
+    let Some(url) = &config.cloudify_url else {
+        return Ok(None);
+    };
+    let mut c = CloudifyConfig::new(url.clone());
+    c.tenant = config.cloudify_tenant.clone();
+    c.credentials = match (
+        &config.cloudify_username,
+        &config.cloudify_password,
+        &config.cloudify_token,
+    ) {
+        (_, _, Some(token)) => CloudifyCredentials::Token(token.clone()),
+        (Some(username), Some(password), None) => CloudifyCredentials::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        },
+        (None, None, None) => CloudifyCredentials::None,
+        _ => {
+            return Err(StartupError(
+                "--cloudify-username and --cloudify-password go together (or use --cloudify-token)"
+                    .into(),
+            ));
+        }
+    };
+    c.ca_cert = config.cloudify_ca_cert.clone().map(CaCert::File);
+    c.insecure = config.cloudify_insecure;
+    CloudifyOrchestrator::new(c)
+        .map(Some)
+        .map_err(|e| StartupError(format!("Cloudify configuration: {e}")))
 }
 
 /// The binders, by name; `vault` when `--vault-addr` is set.
