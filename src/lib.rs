@@ -8,11 +8,15 @@
 //! - `config`, `telemetry`: typed configuration and logging.
 //! - `wiring`: builds the broker and its adapters from the configuration.
 //! - `cli`: the `cloudify-osb` command line (`serve`, …).
+//! - `lambda` (feature `aws`): the Lambda entry points, one function per route plus the
+//!   scheduled sync.
 
 pub mod adapters;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+#[cfg(feature = "aws")]
+pub mod lambda;
 pub mod telemetry;
 pub mod wiring;
