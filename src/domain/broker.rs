@@ -890,9 +890,23 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             };
             let operation = claimed.operation.as_ref().map(|o| o.id.clone());
-            self.advance_and_record(orchestrator.as_ref(), claimed)
+            let finished = match self
+                .advance_and_record(orchestrator.as_ref(), claimed)
                 .await
-                .ok();
+            {
+                Ok(current) => current
+                    .operation
+                    .is_some_and(|o| o.state == OperationState::Succeeded),
+                Err(e) => {
+                    // The next poll starts from the stored record and retries the step.
+                    tracing::warn!(error = %e, "could not record the deprovision's progress");
+                    false
+                }
+            };
+            if finished {
+                // Everything was gone within this request: a synchronous 200 `{}`.
+                return Ok(Reply::new(Completion::Done, DeprovisionResponse::default()));
+            }
             return Ok(Reply::new(
                 Completion::Accepted,
                 DeprovisionResponse { operation },
