@@ -27,6 +27,8 @@ pub enum Command {
     Serve(Box<Config>),
     /// Run one catalog sync from Cloudify into the store and print what changed.
     Sync(Box<Config>),
+    /// Admin settings of a blueprint's offering (binder and binder config).
+    Service(crate::admin::ServiceArgs),
 }
 
 /// Parses the command line and runs it.
@@ -35,6 +37,7 @@ pub async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(config) => serve(*config).await,
         Command::Sync(config) => sync(*config).await,
+        Command::Service(args) => crate::admin::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

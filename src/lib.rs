@@ -12,6 +12,7 @@
 //!   scheduled sync.
 
 pub mod adapters;
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -12,6 +12,7 @@ use crate::adapters::cloudify::{
 };
 use crate::adapters::memory::MemoryStore;
 use crate::adapters::sqlite::SqliteStore;
+use crate::adapters::vault::{VaultBinder, VaultSettings};
 use crate::config::{Config, StoreLocation};
 use crate::domain::broker::Broker;
 use crate::domain::ports::{BinderRegistry, Orchestrator, Store};
@@ -105,10 +106,30 @@ pub fn cloudify_orchestrator(
 
 /// The binders, by name; `vault` when `--vault-addr` is set.
 pub async fn binders(config: &Config) -> Result<BinderRegistry, StartupError> {
-    if config.vault_addr.is_some() {
-        tracing::warn!("the Vault binder is not part of this build yet; bind answers 503");
+    let mut registry = BinderRegistry::new();
+    if let Some(binder) = vault_binder(config)? {
+        registry.register(Arc::new(binder));
     }
-    Ok(BinderRegistry::new())
+    Ok(registry)
+}
+
+/// The Vault binder, when `--vault-addr` and `--vault-token` are set (token auth; AppRole
+/// and AWS IAM come later). Makes no request: an unreachable Vault never blocks start-up.
+pub fn vault_binder(config: &Config) -> Result<Option<VaultBinder>, StartupError> {
+    let Some(addr) = &config.vault_addr else {
+        return Ok(None);
+    };
+    let Some(token) = &config.vault_token else {
+        tracing::warn!(
+            "--vault-addr is set without --vault-token (VAULT_TOKEN); the vault binder is left              out and bind answers 503"
+        );
+        return Ok(None);
+    };
+    let mut settings = VaultSettings::new(addr.clone(), token.clone());
+    settings.kv_mount = config.vault_kv_mount.clone();
+    VaultBinder::new(settings)
+        .map(Some)
+        .map_err(|e| StartupError(format!("the Vault settings are not usable: {e}")))
 }
 
 /// The router's state: the broker and the platform's credentials (required).

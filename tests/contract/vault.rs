@@ -883,3 +883,250 @@ async fn a_sealed_openbao_makes_bind_unavailable_and_leaves_nothing_half_created
     assert!(fx.login(&bound.credentials).is_ok());
     fx.cleanup().await;
 }
+
+mod through_the_broker {
+    //! The binder inside the broker, with the SQLite store and the admin CLI: settings set by
+    //! `cloudify-osb service set-binder` survive syncs, binds work, and neither the store's
+    //! files nor the captured logs ever hold a generated password or the Vault token.
+
+    use std::io::Write;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use cloudify_osb::adapters::sqlite::SqliteStore;
+    use cloudify_osb::domain::broker::{BindRequest, Broker, BrokerSettings, UnbindRequest};
+    use cloudify_osb::domain::error::OrchestratorError;
+    use cloudify_osb::domain::ids::DEFAULT_ID_NAMESPACE;
+    use cloudify_osb::domain::ports::{
+        BinderRegistry, Blueprint, DeploymentSpec, ExecutionState, Orchestrator, Store, Workflow,
+    };
+    use cloudify_osb::domain::sync::sync_catalog;
+
+    use super::*;
+
+    /// Cloudify as far as sync and bind need it: one blueprint, fixed outputs.
+    struct FakeCloudify {
+        outputs: Map<String, Value>,
+    }
+
+    fn not_here() -> OrchestratorError {
+        OrchestratorError::Unavailable("not part of this test".into())
+    }
+
+    #[async_trait]
+    impl Orchestrator for FakeCloudify {
+        async fn ping(&self) -> Result<String, OrchestratorError> {
+            Ok("7.0.0".into())
+        }
+        async fn blueprints(&self) -> Result<Vec<Blueprint>, OrchestratorError> {
+            Ok(vec![Blueprint {
+                id: "mariadb".into(),
+                tenant: "default_tenant".into(),
+                description: Some("MariaDB".into()),
+                inputs: Map::new(),
+                metadata: Map::new(),
+                labels: Vec::new(),
+                updated_at: Some("2026-01-01T00:00:00Z".into()),
+            }])
+        }
+        async fn create_deployment(&self, _: &DeploymentSpec) -> Result<(), OrchestratorError> {
+            Err(not_here())
+        }
+        async fn start_workflow(&self, _: &str, _: Workflow) -> Result<String, OrchestratorError> {
+            Err(not_here())
+        }
+        async fn execution(&self, _: &str) -> Result<ExecutionState, OrchestratorError> {
+            Err(not_here())
+        }
+        async fn running_execution(&self, _: &str) -> Result<Option<String>, OrchestratorError> {
+            Ok(None)
+        }
+        async fn cancel_execution(&self, _: &str) -> Result<(), OrchestratorError> {
+            Err(not_here())
+        }
+        async fn delete_deployment(&self, _: &str) -> Result<(), OrchestratorError> {
+            Err(not_here())
+        }
+        async fn deployment_exists(&self, _: &str) -> Result<bool, OrchestratorError> {
+            Ok(true)
+        }
+        async fn outputs(&self, _: &str) -> Result<Map<String, Value>, OrchestratorError> {
+            Ok(self.outputs.clone())
+        }
+    }
+
+    fn cli(args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_cloudify-osb"))
+            .args(args)
+            .output()
+            .expect("the cloudify-osb binary runs");
+        assert!(
+            out.status.success(),
+            "cloudify-osb {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn store_bytes(db: &Path) -> Vec<u8> {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = db.as_os_str().to_owned();
+            p.push(suffix);
+            if let Ok(bytes) = std::fs::read(Path::new(&p)) {
+                all.extend(bytes);
+            }
+        }
+        assert!(!all.is_empty(), "the SQLite store was written");
+        all
+    }
+
+    fn contains(haystack: &[u8], needle: &str) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn binds_through_the_broker_keep_passwords_out_of_the_store_and_the_logs() {
+        let fx = Fx::new().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("broker.db");
+        let store_arg = format!("sqlite:{}", db.display());
+        let location = format!("{}/binders/mariadb", fx.kv());
+
+        // Settings first (as an admin may, before the first sync), then two syncs.
+        cli(&[
+            "service",
+            "set-binder",
+            "mariadb",
+            "--binder",
+            "vault",
+            "--config",
+            &location,
+            "--store",
+            &store_arg,
+        ]);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).unwrap());
+        let cloudify = Arc::new(FakeCloudify {
+            outputs: fx.outputs(),
+        });
+        for _ in 0..2 {
+            sync_catalog(
+                cloudify.as_ref(),
+                store.as_ref(),
+                &DEFAULT_ID_NAMESPACE,
+                "default_tenant",
+            )
+            .await
+            .unwrap();
+        }
+        let settings = store.service_settings("mariadb").await.unwrap().unwrap();
+        assert_eq!(
+            settings.binder_config, location,
+            "settings survive the syncs"
+        );
+        let entry = store.catalog().await.unwrap().entries.remove(0);
+        let plan_id = entry.service.plans[0].id.clone();
+
+        let mut inst = instance("inst-1");
+        inst.service_id = entry.service.id.clone();
+        inst.plan_id = plan_id.clone();
+        store.create_instance(&inst).await.unwrap();
+
+        let mut binders = BinderRegistry::new();
+        let mut vs = VaultSettings::new(
+            need("VAULT_ADDR", "openbao"),
+            SecretString::from(need("VAULT_TOKEN", "openbao")),
+        );
+        vs.kv_mount = fx.kv();
+        vs.name_prefix = fx.tag.clone();
+        binders.register(Arc::new(VaultBinder::new(vs).unwrap()));
+        let broker = Broker::new(
+            store.clone(),
+            Some(cloudify.clone() as Arc<dyn Orchestrator>),
+            binders,
+            BrokerSettings::default(),
+        );
+
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let request = || BindRequest {
+            service_id: Some(entry.service.id.clone()),
+            plan_id: Some(plan_id.clone()),
+            context: None,
+            bind_resource: None,
+            app_guid: None,
+            parameters: None,
+            predecessor_binding_id: None,
+        };
+        let mut passwords = Vec::new();
+        for b in ["bind-1", "bind-2"] {
+            let id = BindingId::parse(b).unwrap();
+            let created = broker.bind(&inst.id, &id, request()).await.unwrap();
+            let creds = created.body.credentials.clone();
+            assert!(fx.login(&creds).is_ok());
+            let again = broker.bind(&inst.id, &id, request()).await.unwrap();
+            assert_eq!(
+                again.body.credentials, creds,
+                "an identical re-PUT returns the same"
+            );
+            let fetched = broker.get_binding(&inst.id, &id).await.unwrap();
+            assert_eq!(fetched.credentials, creds);
+            passwords.push(creds.get("password").unwrap().to_owned());
+        }
+        broker
+            .unbind(
+                &inst.id,
+                &BindingId::parse("bind-1").unwrap(),
+                UnbindRequest {
+                    service_id: entry.service.id.clone(),
+                    plan_id: plan_id.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        drop(_guard);
+
+        let shown = cli(&["service", "show", "mariadb", "--store", &store_arg]);
+        assert!(shown.contains(&location), "{shown}");
+
+        let bytes = store_bytes(&db);
+        let logged = logs.0.lock().unwrap().clone();
+        assert!(!logged.is_empty(), "logs were captured");
+        let token = need("VAULT_TOKEN", "openbao");
+        for (what, secret) in passwords
+            .iter()
+            .map(|p| ("a generated password", p.as_str()))
+            .chain([
+                ("the admin password", fx.admin_password.as_str()),
+                ("the Vault token", token.as_str()),
+            ])
+        {
+            assert!(!contains(&bytes, secret), "the SQLite store holds {what}");
+            assert!(!contains(&logged, secret), "the logs hold {what}");
+        }
+        fx.cleanup().await;
+    }
+}

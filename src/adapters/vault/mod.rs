@@ -36,6 +36,18 @@ pub use self::config::instance_object_name;
 /// Registry name.
 pub const NAME: &str = "vault";
 
+/// Checks a binder config location as the service settings hold it: `MOUNT/PATH`.
+pub fn check_config_location(location: &str) -> Result<(), BinderError> {
+    check_mount_path("the binder config location", location)?;
+    if !location.contains('/') {
+        return Err(BinderError::Config(
+            "the binder config location must be MOUNT/PATH, e.g. cloudify-osb/binders/mariadb"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// How to reach Vault and where the broker keeps its own data there.
 pub struct VaultSettings {
     /// `scheme://host[:port]` (`VAULT_ADDR`).

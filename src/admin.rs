@@ -1,0 +1,170 @@
+//! `cloudify-osb service …`: the admin commands on a blueprint's offering. Settings are keyed
+//! by blueprint ID and kept apart from the catalog entries, so every sync leaves them alone
+//! (replaces the original broker's `configdb`, which edited its database by hand; B17).
+//! Works on the store only; talks to no backend.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::adapters::vault;
+use crate::config::StoreLocation;
+use crate::domain::catalog::ServiceSettings;
+use crate::wiring::{StartupError, open_store};
+
+/// Binder names this build knows.
+pub const KNOWN_BINDERS: &[&str] = &[vault::NAME];
+
+/// `cloudify-osb service`.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    #[command(subcommand)]
+    pub command: ServiceCommand,
+}
+
+/// The `service` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Choose the binder of a blueprint's offering and where its binder config is kept.
+    SetBinder(SetBinder),
+    /// Show a blueprint's offering(s) and settings as JSON.
+    Show(Show),
+}
+
+/// The state store (as for `serve`).
+#[derive(Debug, Args)]
+pub struct StoreArg {
+    /// State store: sqlite:PATH, dynamodb:TABLE.
+    #[arg(long, env = "BROKER_STORE", default_value = "sqlite:cloudify-osb.db")]
+    pub store: StoreLocation,
+}
+
+/// `service set-binder BLUEPRINT_ID --binder vault --config MOUNT/PATH`.
+#[derive(Debug, Args)]
+pub struct SetBinder {
+    /// The Cloudify blueprint ID of the offering.
+    pub blueprint_id: String,
+    /// Binder name.
+    #[arg(long, default_value = "vault")]
+    pub binder: String,
+    /// Where the binder config is kept; for `vault` a KV path MOUNT/PATH
+    /// (schemas/binder-config.md).
+    #[arg(long)]
+    pub config: String,
+    #[command(flatten)]
+    pub store: StoreArg,
+}
+
+/// `service show BLUEPRINT_ID`.
+#[derive(Debug, Args)]
+pub struct Show {
+    /// The Cloudify blueprint ID of the offering.
+    pub blueprint_id: String,
+    #[command(flatten)]
+    pub store: StoreArg,
+}
+
+fn check_blueprint_id(id: &str) -> Result<(), StartupError> {
+    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+        return Err(StartupError(format!(
+            "{id:?} is not a blueprint ID (1 to 256 characters, no control characters)"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs a `service` subcommand; prints JSON on stdout.
+pub async fn run(args: ServiceArgs) -> Result<(), StartupError> {
+    match args.command {
+        ServiceCommand::SetBinder(cmd) => set_binder(cmd).await,
+        ServiceCommand::Show(cmd) => show(cmd).await,
+    }
+}
+
+async fn set_binder(cmd: SetBinder) -> Result<(), StartupError> {
+    check_blueprint_id(&cmd.blueprint_id)?;
+    if !KNOWN_BINDERS.contains(&cmd.binder.as_str()) {
+        return Err(StartupError(format!(
+            "unknown binder {:?}; known: {}",
+            cmd.binder,
+            KNOWN_BINDERS.join(", ")
+        )));
+    }
+    let config = cmd.config.trim().to_owned();
+    if cmd.binder == vault::NAME {
+        vault::check_config_location(&config).map_err(|e| StartupError(e.to_string()))?;
+    }
+    let store = open_store(&cmd.store.store).await?;
+    let failed = |e| StartupError(format!("the store failed: {e}"));
+    let previous = store
+        .service_settings(&cmd.blueprint_id)
+        .await
+        .map_err(failed)?;
+    let settings = ServiceSettings {
+        blueprint_id: cmd.blueprint_id.clone(),
+        binder: cmd.binder,
+        binder_config: config,
+        binding_rotatable: previous.is_some_and(|p| p.binding_rotatable),
+    };
+    store
+        .put_service_settings(&settings)
+        .await
+        .map_err(failed)?;
+    let known = store
+        .catalog()
+        .await
+        .map_err(failed)?
+        .entries
+        .iter()
+        .any(|e| e.blueprint_id == cmd.blueprint_id);
+    if !known {
+        eprintln!(
+            "note: blueprint {:?} is not in the catalog yet; the settings apply once a sync \
+             brings it in",
+            cmd.blueprint_id
+        );
+    }
+    print_json(&json!({ "settings": settings }))
+}
+
+async fn show(cmd: Show) -> Result<(), StartupError> {
+    check_blueprint_id(&cmd.blueprint_id)?;
+    let store = open_store(&cmd.store.store).await?;
+    let failed = |e| StartupError(format!("the store failed: {e}"));
+    let settings = store
+        .service_settings(&cmd.blueprint_id)
+        .await
+        .map_err(failed)?;
+    let catalog = store.catalog().await.map_err(failed)?;
+    let offerings: Vec<_> = catalog
+        .entries
+        .iter()
+        .filter(|e| e.blueprint_id == cmd.blueprint_id)
+        .map(|e| {
+            json!({
+                "service_id": e.service.id,
+                "name": e.service.name,
+                "tenant": e.tenant,
+                "active": e.active,
+                "plans": e.service.plans.iter().map(|p| json!({"id": p.id, "name": p.name})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if settings.is_none() && offerings.is_empty() {
+        return Err(StartupError(format!(
+            "blueprint {:?} has no offering and no settings in {}",
+            cmd.blueprint_id, cmd.store.store
+        )));
+    }
+    print_json(&json!({
+        "blueprint_id": cmd.blueprint_id,
+        "settings": settings,
+        "offerings": offerings,
+    }))
+}
+
+fn print_json(value: &serde_json::Value) -> Result<(), StartupError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| StartupError(format!("cannot print JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
