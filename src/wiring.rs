@@ -121,7 +121,7 @@ pub fn vault_binder(config: &Config) -> Result<Option<VaultBinder>, StartupError
     };
     let Some(token) = &config.vault_token else {
         tracing::warn!(
-            "--vault-addr is set without --vault-token (VAULT_TOKEN); the vault binder is left              out and bind answers 503"
+            "--vault-addr without --vault-token (VAULT_TOKEN): no vault binder; bind answers 503"
         );
         return Ok(None);
     };
