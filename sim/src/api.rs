@@ -431,9 +431,24 @@ fn project(item: Value, include: &Option<Vec<String>>) -> Result<Value, ApiError
 }
 
 fn list_response(items: Vec<Value>, p: &ListParams) -> ApiResult {
-    let mut items: Vec<Value> = items
+    list_response_with(rows_of(items), p, None)
+}
+
+fn rows_of(items: Vec<Value>) -> Vec<(Arc<Value>, Option<Arc<str>>)> {
+    items.into_iter().map(|i| (Arc::new(i), None)).collect()
+}
+
+/// Filters, sorts and pages light rows; each row may carry one large field already
+/// serialized (`raw_field` = its name, e.g. a blueprint's `plan`), spliced into the page's
+/// JSON text so that it is neither cloned nor re-serialized per request.
+fn list_response_with(
+    rows: Vec<(Arc<Value>, Option<Arc<str>>)>,
+    p: &ListParams,
+    raw_field: Option<&str>,
+) -> ApiResult {
+    let mut items: Vec<(Arc<Value>, Option<Arc<str>>)> = rows
         .into_iter()
-        .filter(|item| {
+        .filter(|(item, _)| {
             p.filters.iter().all(|(k, wanted)| match item.get(k) {
                 Some(field) => wanted.iter().any(|w| value_matches(field, w)),
                 None => true,
@@ -441,7 +456,7 @@ fn list_response(items: Vec<Value>, p: &ListParams) -> ApiResult {
         })
         .collect();
     for (field, desc) in p.sort.iter().rev() {
-        items.sort_by(|a, b| {
+        items.sort_by(|(a, _), (b, _)| {
             let o = cmp_values(
                 a.get(field).unwrap_or(&Value::Null),
                 b.get(field).unwrap_or(&Value::Null),
@@ -450,19 +465,43 @@ fn list_response(items: Vec<Value>, p: &ListParams) -> ApiResult {
         });
     }
     let total = items.len();
-    let page = items
-        .into_iter()
-        .skip(p.offset)
-        .take(p.size)
-        .map(|i| project(i, &p.include))
-        .collect::<Result<Vec<_>, _>>()?;
-    ok(
+    let wants_raw = raw_field.filter(|f| {
+        p.include
+            .as_ref()
+            .is_none_or(|inc| inc.iter().any(|i| i == f))
+    });
+    let light_include = p.include.as_ref().map(|inc| {
+        inc.iter()
+            .filter(|i| Some(i.as_str()) != raw_field)
+            .cloned()
+            .collect::<Vec<_>>()
+    });
+    let mut body = String::from("{\"items\":[");
+    for (n, (item, raw)) in items.into_iter().skip(p.offset).take(p.size).enumerate() {
+        let projected = project(Arc::unwrap_or_clone(item), &light_include)?;
+        let mut text = serde_json::to_string(&projected).unwrap_or_else(|_| "{}".into());
+        if let (Some(name), Some(raw)) = (wants_raw, raw) {
+            text.pop();
+            if text.len() > 1 {
+                text.push(',');
+            }
+            text.push_str(&format!("{}:{raw}}}", Value::String(name.to_string())));
+        }
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(&text);
+    }
+    body.push_str(&format!(
+        "],\"metadata\":{{\"pagination\":{{\"total\":{total},\"offset\":{},\"size\":{}}}}}}}",
+        p.offset, p.size
+    ));
+    Ok((
         StatusCode::OK,
-        json!({
-            "items": page,
-            "metadata": {"pagination": {"total": total, "offset": p.offset, "size": p.size}}
-        }),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
     )
+        .into_response())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -571,16 +610,17 @@ async fn token_delete(State(sim): State<Shared>, Path(id): Path<String>) -> ApiR
 // ---------------------------------------------------------------------------------------
 // Blueprints
 
+fn blueprint_rows(sim: &Sim) -> Vec<(Arc<Value>, Option<Arc<str>>)> {
+    let st = sim.lock();
+    st.blueprints
+        .iter()
+        .map(|b| (b.light.clone(), Some(b.plan_json.clone())))
+        .collect()
+}
+
 async fn blueprints_list(State(sim): State<Shared>, Query(q): Params) -> ApiResult {
     let p = parse_list(&sim, &q)?;
-    let items: Vec<Value> = {
-        let st = sim.lock();
-        st.blueprints
-            .iter()
-            .map(|b| sim.render_blueprint(b))
-            .collect()
-    };
-    list_response(items, &p)
+    list_response_with(blueprint_rows(&sim), &p, Some("plan"))
 }
 
 async fn blueprint_get(
@@ -666,7 +706,13 @@ fn rule_matches(item: &Value, rule: &Value) -> Result<bool, ApiError> {
     })
 }
 
-fn search(sim: &Sim, items: Vec<Value>, q: &[(String, String)], body: &Bytes) -> ApiResult {
+fn search(
+    sim: &Sim,
+    items: Vec<(Arc<Value>, Option<Arc<str>>)>,
+    q: &[(String, String)],
+    body: &Bytes,
+    raw_field: Option<&str>,
+) -> ApiResult {
     if !sim.cfg.version.has_searches() {
         return Err(not_found_sync());
     }
@@ -682,16 +728,16 @@ fn search(sim: &Sim, items: Vec<Value>, q: &[(String, String)], body: &Bytes) ->
         }
     };
     let mut kept = Vec::new();
-    for item in items {
+    for (item, t) in items {
         let mut all = true;
         for r in &rules {
             all &= rule_matches(&item, r)?;
         }
         if all {
-            kept.push(item);
+            kept.push((item, t));
         }
     }
-    list_response(kept, &parse_list(sim, q)?)
+    list_response_with(kept, &parse_list(sim, q)?, raw_field)
 }
 
 fn not_found_sync() -> ApiError {
@@ -703,19 +749,11 @@ fn not_found_sync() -> ApiError {
 }
 
 async fn search_blueprints(State(sim): State<Shared>, Query(q): Params, body: Bytes) -> ApiResult {
-    let items: Vec<Value> = {
-        let st = sim.lock();
-        st.blueprints
-            .iter()
-            .map(|b| sim.render_blueprint(b))
-            .collect()
-    };
-    search(&sim, items, &q, &body)
+    search(&sim, blueprint_rows(&sim), &q, &body, Some("plan"))
 }
 
 async fn search_deployments(State(sim): State<Shared>, Query(q): Params, body: Bytes) -> ApiResult {
-    let items = rendered_deployments(&sim);
-    search(&sim, items, &q, &body)
+    search(&sim, rows_of(rendered_deployments(&sim)), &q, &body, None)
 }
 
 // ---------------------------------------------------------------------------------------

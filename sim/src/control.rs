@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::api::cancel_execution;
 use crate::fixtures::Fixture;
-use crate::state::{Blueprint, FailRule, Sim};
+use crate::state::{FailRule, Sim};
 
 type Shared = Arc<Sim>;
 
@@ -90,10 +90,7 @@ async fn add_blueprint(State(sim): State<Shared>, body: Bytes) -> Response {
             format!("blueprint `{}` already exists", fx.id),
         );
     }
-    let b = Blueprint {
-        fx: Arc::new(fx),
-        created_at: sim.ts(Instant::now()),
-    };
+    let b = sim.make_blueprint(fx, sim.ts(Instant::now()));
     let out = sim.render_blueprint(&b);
     st.blueprints.push(b);
     (StatusCode::CREATED, axum::Json(out)).into_response()

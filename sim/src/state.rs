@@ -109,6 +109,10 @@ pub struct Blueprint {
     pub fx: Arc<Fixture>,
     /// Upload time.
     pub created_at: String,
+    /// Its rendering without `plan`, built once (lists filter and sort on it).
+    pub light: Arc<Value>,
+    /// Its `plan` serialized once (lists splice it into their JSON text).
+    pub plan_json: Arc<str>,
 }
 
 /// A deployment.
@@ -290,17 +294,15 @@ impl Sim {
     /// Drops deployments, executions, tokens and faults; reloads the fixtures.
     pub fn reset(&self) {
         let now = self.ts(Instant::now());
-        let mut st = self.lock();
-        *st = State::default();
-        st.blueprints = self
+        let blueprints = self
             .cfg
             .fixtures
             .iter()
-            .map(|f| Blueprint {
-                fx: Arc::new(f.clone()),
-                created_at: now.clone(),
-            })
+            .map(|f| self.make_blueprint(f.clone(), now.clone()))
             .collect();
+        let mut st = self.lock();
+        *st = State::default();
+        st.blueprints = blueprints;
     }
 
     /// Wall-clock timestamp of a simulator instant.
@@ -463,17 +465,39 @@ impl Sim {
         id
     }
 
+    /// A blueprint record uploaded at `created_at`.
+    pub fn make_blueprint(&self, fx: Fixture, created_at: String) -> Blueprint {
+        let fx = Arc::new(fx);
+        let light = Arc::new(self.render_blueprint_light(&fx, &created_at));
+        let plan_json = serde_json::to_string(&fx.plan)
+            .unwrap_or_else(|_| "{}".into())
+            .into();
+        Blueprint {
+            fx,
+            created_at,
+            light,
+            plan_json,
+        }
+    }
+
     /// Renders a blueprint for this version.
     pub fn render_blueprint(&self, b: &Blueprint) -> Value {
+        let mut v = (*b.light).clone();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("plan".into(), Value::Object(b.fx.plan.clone()));
+        }
+        v
+    }
+
+    /// Renders a blueprint without its (large) `plan`.
+    fn render_blueprint_light(&self, fx: &Fixture, created_at: &str) -> Value {
         let v = self.cfg.version;
-        let fx = &b.fx;
         let mut m = Map::new();
         m.insert("id".into(), json!(fx.id));
         m.insert("description".into(), json!(fx.description));
         m.insert("main_file_name".into(), json!(fx.main_file_name));
-        m.insert("plan".into(), Value::Object(fx.plan.clone()));
-        m.insert("created_at".into(), json!(b.created_at));
-        m.insert("updated_at".into(), json!(b.created_at));
+        m.insert("created_at".into(), json!(created_at));
+        m.insert("updated_at".into(), json!(created_at));
         m.insert("tenant_name".into(), json!(TENANT));
         m.insert("created_by".into(), json!(self.cfg.username));
         m.insert("visibility".into(), json!("tenant"));
@@ -486,10 +510,7 @@ impl Sim {
             m.insert("is_hidden".into(), json!(false));
         }
         if v.blueprint_has_labels() {
-            m.insert(
-                "labels".into(),
-                self.render_labels(&fx.labels, &b.created_at),
-            );
+            m.insert("labels".into(), self.render_labels(&fx.labels, created_at));
             m.insert("upload_execution".into(), Value::Null);
         }
         if v.blueprint_has_requirements() {
