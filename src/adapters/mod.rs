@@ -2,6 +2,8 @@
 //! types into domain types; none of them leaks into `domain`.
 
 pub mod cloudify;
+#[cfg(feature = "aws")]
+pub mod dynamodb;
 pub mod memory;
 pub mod sqlite;
 pub mod vault;

@@ -3,5 +3,7 @@
 //! their env vars; a missing one fails the test with a clear message.
 
 mod cloudify;
+#[cfg(feature = "aws")]
+mod dynamodb;
 mod store;
 mod vault;
