@@ -1,6 +1,7 @@
-//! The DynamoDB store on moto (`tests/services/moto.sh`, `AWS_ENDPOINT_URL_DYNAMODB`): what
-//! is specific to DynamoDB (paging, transactions, indexes, TTL, races). Each test works on its
-//! own freshly created table.
+//! The DynamoDB store on moto (`tests/services/moto.sh`, `AWS_ENDPOINT_URL_DYNAMODB`): the
+//! shared `Store` contract (module `suite`, from `tests/contract/store.rs`) plus what is
+//! specific to DynamoDB (paging, transaction chunks, indexes, TTL, number mapping). Each test
+//! works on its own freshly created table.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,11 +9,13 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cloudify_osb::adapters::dynamodb::DynamoStore;
 use cloudify_osb::domain::binding::{Binding, BindingState};
-use cloudify_osb::domain::catalog::{CatalogEntry, Plan, Service, ServiceSettings};
+use cloudify_osb::domain::catalog::{CatalogEntry, Plan, Service};
 use cloudify_osb::domain::error::StoreError;
 use cloudify_osb::domain::ids::{BindingId, InstanceId, PlanId, ServiceId};
 use cloudify_osb::domain::instance::{Instance, InstanceState};
 use cloudify_osb::domain::ports::Store;
+
+use crate::store::{Fixture, store_contract_tests};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -31,6 +34,10 @@ fn endpoint() -> String {
     );
     url
 }
+
+store_contract_tests!(suite, async {
+    Fixture::new(Arc::new(store("contract").await))
+});
 
 /// A store on a new table named after the test.
 pub async fn store(prefix: &str) -> DynamoStore {
@@ -153,123 +160,6 @@ async fn creating_the_table_twice_changes_nothing() {
 }
 
 #[tokio::test]
-async fn an_instance_round_trips_through_serde_dynamo_unchanged() {
-    let s = store("ddb-roundtrip").await;
-    let created = s
-        .create_instance(&instance("i-1", InstanceState::Provisioning))
-        .await
-        .unwrap();
-    assert_eq!(created.version, 1);
-    let read = s
-        .instance(&InstanceId::parse("i-1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(read, created);
-}
-
-#[tokio::test]
-async fn fifty_concurrent_creates_of_one_instance_have_exactly_one_winner() {
-    let s = Arc::new(store("ddb-race").await);
-    let mut tasks = Vec::new();
-    for n in 0..50 {
-        let s = s.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut i = instance("racy", InstanceState::Provisioning);
-            i.request_hash = format!("{n:064}");
-            s.create_instance(&i).await.map(|i| i.request_hash)
-        }));
-    }
-    let mut winners = Vec::new();
-    let mut losers = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(hash) => winners.push(hash),
-            Err(StoreError::AlreadyExists) => losers += 1,
-            Err(e) => panic!("unexpected error: {e}"),
-        }
-    }
-    assert_eq!(winners.len(), 1, "winners: {winners:?}");
-    assert_eq!(losers, 49);
-    let stored = s
-        .instance(&InstanceId::parse("racy").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        stored.request_hash, winners[0],
-        "the stored item is the winner's"
-    );
-}
-
-#[tokio::test]
-async fn fifty_concurrent_updates_of_one_version_have_exactly_one_winner() {
-    let s = Arc::new(store("ddb-race-update").await);
-    let base = s
-        .create_instance(&instance("racy", InstanceState::Provisioning))
-        .await
-        .unwrap();
-    let mut tasks = Vec::new();
-    for n in 0..50 {
-        let s = s.clone();
-        let mut i = base.clone();
-        i.dashboard_url = Some(format!("https://ui/{n}"));
-        tasks.push(tokio::spawn(async move { s.update_instance(&i).await }));
-    }
-    let mut winners = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(i) => {
-                assert_eq!(i.version, 2);
-                winners += 1;
-            }
-            Err(StoreError::Conflict) => {}
-            Err(e) => panic!("unexpected error: {e}"),
-        }
-    }
-    assert_eq!(winners, 1);
-}
-
-#[tokio::test]
-async fn stale_versions_conflict_and_deleted_instances_can_be_created_again() {
-    let s = store("ddb-versions").await;
-    let id = InstanceId::parse("i-v").unwrap();
-    let v1 = s
-        .create_instance(&instance("i-v", InstanceState::Provisioning))
-        .await
-        .unwrap();
-    let mut next = v1.clone();
-    next.state = InstanceState::Provisioned;
-    let v2 = s.update_instance(&next).await.unwrap();
-    assert_eq!(v2.version, 2);
-    assert!(matches!(
-        s.update_instance(&next).await,
-        Err(StoreError::Conflict)
-    ));
-    assert!(matches!(
-        s.delete_instance(&id, 1).await,
-        Err(StoreError::Conflict)
-    ));
-    s.delete_instance(&id, 2).await.unwrap();
-    assert_eq!(s.instance(&id).await.unwrap(), None);
-    assert!(matches!(
-        s.update_instance(&v2).await,
-        Err(StoreError::Conflict)
-    ));
-    assert!(matches!(
-        s.delete_instance(&id, 2).await,
-        Err(StoreError::Conflict)
-    ));
-    assert_eq!(
-        s.create_instance(&instance("i-v", InstanceState::Provisioning))
-            .await
-            .unwrap()
-            .version,
-        1
-    );
-}
-
-#[tokio::test]
 async fn an_expired_item_not_yet_removed_by_ttl_is_gone_for_reads_and_creates() {
     let s = store("ddb-ttl").await;
     let id = InstanceId::parse("i-old").unwrap();
@@ -301,45 +191,6 @@ async fn an_expired_item_not_yet_removed_by_ttl_is_gone_for_reads_and_creates() 
         .await
         .unwrap();
     assert_eq!(s.instance(&id).await.unwrap(), Some(again));
-}
-
-#[tokio::test]
-async fn instances_are_listed_by_state_through_the_index() {
-    let s = store("ddb-states").await;
-    let a = s
-        .create_instance(&instance("a", InstanceState::Provisioning))
-        .await
-        .unwrap();
-    s.create_instance(&instance("b", InstanceState::Provisioning))
-        .await
-        .unwrap();
-    let mut moved = a.clone();
-    moved.state = InstanceState::Provisioned;
-    s.update_instance(&moved).await.unwrap();
-
-    let ids = |v: Vec<Instance>| {
-        let mut ids: Vec<String> = v.into_iter().map(|i| i.id.as_str().to_owned()).collect();
-        ids.sort();
-        ids
-    };
-    assert_eq!(
-        ids(s
-            .instances(Some(InstanceState::Provisioning))
-            .await
-            .unwrap()),
-        ["b"]
-    );
-    assert_eq!(
-        ids(s.instances(Some(InstanceState::Provisioned)).await.unwrap()),
-        ["a"]
-    );
-    assert!(
-        s.instances(Some(InstanceState::Deprovisioning))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(ids(s.instances(None).await.unwrap()), ["a", "b"]);
 }
 
 #[tokio::test]
@@ -453,19 +304,16 @@ async fn more_entries_than_one_transaction_holds_bump_the_version_once() {
     assert_eq!(catalog.entry(&changed.service.id), Some(&changed));
 }
 
-/// Needs a server that isolates transactions (DynamoDB, DynamoDB Local). moto cannot: its
-/// TransactWriteItems deep-copies the table first and, when a condition fails, puts that
-/// whole copy back, erasing what a concurrent transaction committed meanwhile (seen here:
-/// versions `[1, 2, 3, 4, 4, 5, 6, 7]`). Run it with `--ignored` against such a server.
-#[tokio::test]
-#[ignore = "moto rolls back a failed transaction by restoring a copy of the whole table"]
-async fn concurrent_catalog_writers_each_bump_the_version() {
-    let s = Arc::new(store("ddb-cv-race").await);
+/// Catalog writers in different processes (one store each, so no shared in-process lock) are
+/// kept apart only by the conditional version bump inside the transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalog_writers_in_separate_processes_each_bump_the_version() {
+    let first = store("ddb-cv-race").await;
     let mut tasks = Vec::new();
     for n in 0..8 {
-        let s = s.clone();
+        let own = DynamoStore::from_env(first.table()).await;
         tasks.push(tokio::spawn(async move {
-            s.put_catalog_entries(&[entry(n, format!("w{n}"))]).await
+            own.put_catalog_entries(&[entry(n, format!("w{n}"))]).await
         }));
     }
     let mut versions = Vec::new();
@@ -474,29 +322,7 @@ async fn concurrent_catalog_writers_each_bump_the_version() {
     }
     versions.sort();
     assert_eq!(versions, (1..=8).collect::<Vec<u64>>());
-    assert_eq!(s.catalog_version().await.unwrap(), 8);
-}
-
-#[tokio::test]
-async fn catalog_writes_never_touch_service_settings() {
-    let s = store("ddb-settings").await;
-    let settings = ServiceSettings {
-        blueprint_id: "bp1".into(),
-        binder: "vault".into(),
-        binder_config: "cloudify-osb/binders/bp1".into(),
-        binding_rotatable: true,
-    };
-    s.put_service_settings(&settings).await.unwrap();
-    s.put_catalog_entries(&[entry(1, "one".into())])
-        .await
-        .unwrap();
-    assert_eq!(
-        s.service_settings("bp1").await.unwrap(),
-        Some(settings.clone())
-    );
-    assert_eq!(s.all_service_settings().await.unwrap(), vec![settings]);
-    assert_eq!(s.service_settings("bp2").await.unwrap(), None);
-    assert_eq!(s.catalog().await.unwrap().entries.len(), 1);
+    assert_eq!(first.catalog_version().await.unwrap(), 8);
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # moto server, the DynamoDB-compatible server of the DynamoDB store's tests: `moto.sh start|stop`.
-# start: a venv with PyPI `moto[server]`, `moto_server` on a free loopback port; waits until
-# it answers; writes AWS_ENDPOINT_URL_DYNAMODB and dummy AWS credentials and region to
+# start: a venv with PyPI `moto[server]`, moto's server on a free loopback port, handling one
+# request at a time (moto_serial.py says why); waits until it answers; writes AWS_ENDPOINT_URL_DYNAMODB and dummy AWS credentials and region to
 # $TEST_STATE/moto.env, always, so that no test can ever reach AWS with real credentials.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +17,7 @@ start)
   stop_pidfile "$pidfile"
   bin=$(venv_for moto 'moto[server]')
   port=$(free_port)
-  "$bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  "$bin/python" "$here/moto_serial.py" 127.0.0.1 "$port" >"$log" 2>&1 &
   echo $! >"$pidfile"
   url="http://127.0.0.1:$port"
   code=000

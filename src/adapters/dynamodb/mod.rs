@@ -21,6 +21,8 @@ mod table;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -30,6 +32,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
+use tokio::sync::Mutex;
 
 use crate::domain::binding::{Binding, BindingState};
 use crate::domain::catalog::{Catalog, CatalogEntry, ServiceSettings};
@@ -59,8 +62,9 @@ const CATALOG_VERSION_ATTR: &str = "catalog_version";
 const MAX_TRANSACTION_ITEMS: usize = 100;
 /// DynamoDB allows 4 MB per transaction; entries are chunked well below it.
 const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
-/// How often a catalog write is retried when another writer bumped the version meanwhile.
-const CATALOG_WRITE_ATTEMPTS: u32 = 10;
+/// How often a catalog transaction is tried when another writer bumped the version (or
+/// touched the same items) meanwhile.
+const CATALOG_WRITE_ATTEMPTS: u32 = 20;
 
 const ALL_STATES: [InstanceState; 5] = [
     InstanceState::Provisioning,
@@ -76,6 +80,10 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     page_limit: Option<i32>,
+    /// Serialises this process's catalog writes: they all contend for the one version item,
+    /// so running them together only burns cancelled transactions. Writers in other
+    /// processes are kept apart by the conditional version bump.
+    catalog_writes: Arc<Mutex<()>>,
 }
 
 impl fmt::Debug for DynamoStore {
@@ -228,6 +236,7 @@ impl DynamoStore {
             client,
             table: table.into(),
             page_limit: None,
+            catalog_writes: Arc::new(Mutex::new(())),
         }
     }
 
@@ -425,6 +434,14 @@ impl DynamoStore {
     }
 }
 
+/// Waits before retrying a cancelled transaction: 10 ms doubling to 320 ms, with jitter so
+/// that writers in different processes fall apart.
+async fn backoff(attempt: u32) {
+    let base = 10u64 << attempt.min(5);
+    let jitter = u64::from(OffsetDateTime::now_utc().nanosecond()) % base;
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
 /// Splits entries into transactions of at most `max_items` and about `MAX_TRANSACTION_BYTES`.
 fn chunk_entries<'a>(entries: &[&'a CatalogEntry], max_items: usize) -> Vec<Vec<&'a CatalogEntry>> {
     let mut chunks: Vec<Vec<&CatalogEntry>> = Vec::new();
@@ -490,6 +507,7 @@ impl Store for DynamoStore {
             by_id.insert(&e.service.id, e);
         }
         let unique: Vec<&CatalogEntry> = by_id.into_values().collect();
+        let _writing = self.catalog_writes.lock().await;
         let mut chunks = chunk_entries(&unique, MAX_TRANSACTION_ITEMS - 1);
         let last = chunks.pop().unwrap_or_default();
         for chunk in chunks {
@@ -498,11 +516,12 @@ impl Store for DynamoStore {
                 .map(|e| self.entry_put(e))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut written = false;
-            for _ in 0..CATALOG_WRITE_ATTEMPTS {
+            for attempt in 0..CATALOG_WRITE_ATTEMPTS {
                 if self.transact(ops.clone()).await? {
                     written = true;
                     break;
                 }
+                backoff(attempt).await;
             }
             if !written {
                 return Err(StoreError::Conflict);
@@ -514,13 +533,14 @@ impl Store for DynamoStore {
             .iter()
             .map(|e| self.entry_put(e))
             .collect::<Result<Vec<_>, _>>()?;
-        for _ in 0..CATALOG_WRITE_ATTEMPTS {
+        for attempt in 0..CATALOG_WRITE_ATTEMPTS {
             let current = self.catalog_version().await?;
             let mut ops = puts.clone();
             ops.push(self.version_bump(current)?);
             if self.transact(ops).await? {
                 return Ok(current + 1);
             }
+            backoff(attempt).await;
         }
         Err(StoreError::Conflict)
     }
