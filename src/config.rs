@@ -112,7 +112,14 @@ pub struct Config {
     #[arg(long, env = "CLOUDIFY_CA_CERT")]
     pub cloudify_ca_cert: Option<PathBuf>,
     /// Skip TLS verification of the manager (tests only).
-    #[arg(long, env = "CLOUDIFY_INSECURE")]
+    #[arg(
+        long,
+        env = "CLOUDIFY_INSECURE",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
     pub cloudify_insecure: bool,
     /// Vault address.
     #[arg(long, env = "VAULT_ADDR")]
@@ -222,5 +229,19 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!c.cloudify_insecure);
+    }
+
+    #[test]
+    fn boolean_flags_take_an_optional_boolish_value() {
+        for (args, want) in [
+            (vec!["x", "--cloudify-insecure"], true),
+            (vec!["x", "--cloudify-insecure=1"], true),
+            (vec!["x", "--cloudify-insecure=false"], false),
+            (vec!["x"], false),
+        ] {
+            let c = Cli::try_parse_from(&args).unwrap().config;
+            assert_eq!(c.cloudify_insecure, want, "{args:?}");
+        }
     }
 }
