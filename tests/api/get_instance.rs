@@ -78,3 +78,20 @@ async fn fetching_with_malformed_hints_answers_400() {
         .await;
     a.assert_error(StatusCode::BAD_REQUEST, "BadRequest");
 }
+
+#[tokio::test]
+async fn fetching_an_instance_while_an_update_runs_answers_422_concurrency_error() {
+    use cloudify_osb::domain::instance::InstanceState;
+    use cloudify_osb::domain::operation::{Operation, OperationKind, Phase};
+    use cloudify_osb::domain::ports::Store;
+    let h = Harness::new();
+    let o = h.mariadb().await;
+    h.provisioned("i1", &o).await;
+    let mut i = h.instance("i1").await.unwrap();
+    i.state = InstanceState::Updating;
+    i.operation = Some(Operation::start(OperationKind::Update, Phase::Update, None));
+    h.store.update_instance(&i).await.unwrap();
+    let a = h.get("/v2/service_instances/i1").await;
+    a.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "ConcurrencyError");
+    assert_eq!(a.json["description"], CONCURRENCY);
+}
