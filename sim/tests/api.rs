@@ -410,6 +410,24 @@ async fn delete_answers_200_synchronously_on_4_3_and_204_on_7_0() {
     let (s, _) = t.get("/api/v3.1/deployments/del1").await;
     assert_eq!(s, 404, "4.3 removes the row during the request");
 
+    let t = start("4.6").await;
+    t.create_ready("del3", "sample-mysql", json!({})).await;
+    let (s, body) = t
+        .delete("/api/v3.1/deployments/del3?ignore_live_nodes=true")
+        .await;
+    assert_eq!((s, body["id"].as_str()), (200, Some("del3")));
+    let (s, _) = t.get("/api/v3.1/deployments/del3").await;
+    assert_eq!(
+        s, 200,
+        "4.4 - 5.0 remove the row when delete_deployment_environment ends"
+    );
+    let (_, list) = t
+        .get("/api/v3.1/executions?deployment_id=del3&workflow_id=delete_deployment_environment")
+        .await;
+    assert_eq!(list["metadata"]["pagination"]["total"], 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(t.get("/api/v3.1/deployments/del3").await.0, 404);
+
     let t = start("7.0").await;
     t.create_ready("del2", "sample-mysql", json!({})).await;
     t.run("del2", "install").await;

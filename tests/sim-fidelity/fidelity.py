@@ -57,10 +57,10 @@ def expect_error(fn, what, status=None, code=None, cls=None, contains=None):
 
 
 class Sim:
-    def __init__(self, binary, version):
+    def __init__(self, binary, version, extra=()):
         self.proc = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--manager-version", version,
-             "--execution-seconds", EXECUTION_SECONDS],
+             "--execution-seconds", EXECUTION_SECONDS, *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = self.proc.stdout.readline().strip()
         prefix = "cloudify-sim listening on http://"
@@ -351,6 +351,55 @@ def run_version(binary, version):
         sim.stop()
 
 
+def fixtures_and_faults(binary):
+    """The example fixture through the client: required inputs, outputs from inputs once
+    installed; injected 500s and dropped connections as the client sees them."""
+    print("== cloudify-sim --fixtures sim/fixtures (7.0)", flush=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    fixtures = os.path.join(here, "..", "..", "sim", "fixtures")
+    sim = Sim(binary, "7.0", ["--fixtures", fixtures])
+    try:
+        client = sim.client()
+        bps = client.blueprints.list(_include=["id", "labels"])
+        check([b.id for b in bps] == ["mysql-external"], "fixtures: only the fixture blueprints")
+        expect_error(lambda: client.deployments.create("mysql-external", "fx-missing"),
+                     "fixtures: missing required input", status=400,
+                     code="deployment_creation_error", contains="db_name")
+        dep = "fx-maria"
+        client.deployments.create("mysql-external", dep,
+                                  inputs={"db_name": "app1", "mysql_port": 3307})
+        check(client.deployments.outputs.get(dep).outputs.get("mysql_ip") is None,
+              "fixtures: runtime output is null before install")
+        ex = wait_execution(client, client.executions.start(dep, "install").id)
+        check(ex.status == "terminated", "fixtures: install terminated")
+        outs = client.deployments.outputs.get(dep).outputs
+        check(outs == {"mysql_ip": "127.0.0.1:3307", "db_name": "app1"},
+              f"fixtures: outputs follow the inputs once installed ({outs})")
+
+        sim.control("POST", "/_sim/faults", {"http_500": 1})
+        expect_error(lambda: client.blueprints.list(), "faults: injected 500", status=500,
+                     code="internal_server_error")
+        sim.control("POST", "/_sim/faults", {"drop_connections": 1})
+        try:
+            client.blueprints.list()
+            check(False, "faults: dropped connection raised nothing")
+        except cfy_exc.CloudifyClientError as e:
+            check(False, f"faults: dropped connection answered {e.status_code}")
+        except Exception as e:  # requests' ConnectionError family
+            check("Connection" in type(e).__name__ or "Disconnected" in str(e),
+                  f"faults: dropped connection surfaces as {type(e).__name__}")
+        check(len(client.blueprints.list()) == 1, "faults: next request served again")
+        sim.control("POST", "/_sim/fail-next",
+                    {"workflow_id": "uninstall", "message": "boom\nlast line"})
+        ex = wait_execution(client, client.executions.start(dep, "uninstall").id)
+        check(ex.status == "failed" and ex.error.endswith("last line"),
+              f"faults: injected workflow failure ({ex.status}: {ex.error!r})")
+    except Exception as e:
+        check(False, f"fixtures: unexpected {type(e).__name__}: {e}")
+    finally:
+        sim.stop()
+
+
 def main():
     args = sys.argv[1:]
     binary = args.pop(0) if args else os.environ.get("CLOUDIFY_SIM_BIN")
@@ -363,8 +412,11 @@ def main():
         before = len(failures)
         run_version(binary, v)
         print(f"   {v}: {'ok' if len(failures) == before else 'FAILED'}", flush=True)
-    print(f"fidelity: {checks} checks, {len(failures)} failed, versions {', '.join(versions)}, "
-          f"{time.time() - t0:.1f}s")
+    if not args:
+        fixtures_and_faults(binary)
+    extra = "" if args else " + fixtures/faults run"
+    print(f"fidelity: {checks} checks, {len(failures)} failed, versions {', '.join(versions)}"
+          f"{extra}, {time.time() - t0:.1f}s")
     return 1 if failures else 0
 
 
