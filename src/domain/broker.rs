@@ -21,10 +21,12 @@ use super::error::{BinderError, Dependency, OrchestratorError, StoreError};
 use super::ids::{BindingId, DEFAULT_ID_NAMESPACE, InstanceId, OperationId, PlanId, ServiceId};
 use super::instance::{Instance, InstanceState, request_hash};
 use super::operation::{Operation, OperationKind, OperationState, Phase};
+use super::params::SchemaKind;
 use super::ports::{
     BindContext, Binder, BinderRegistry, DeploymentSpec, ExecutionState, Orchestrator, Store,
     Workflow,
 };
+use super::snapshot::{CatalogCache, CatalogSnapshot};
 
 /// The exact `description` of `AsyncRequired` (osb.md §4.1; clients match it byte for byte).
 pub const ASYNC_REQUIRED_DESCRIPTION: &str =
@@ -458,6 +460,7 @@ pub struct Broker {
     orchestrator: Option<Arc<dyn Orchestrator>>,
     binders: BinderRegistry,
     settings: BrokerSettings,
+    catalog_cache: CatalogCache,
 }
 
 impl std::fmt::Debug for Broker {
@@ -482,7 +485,14 @@ impl Broker {
             orchestrator,
             binders,
             settings,
+            catalog_cache: CatalogCache::new(),
         }
+    }
+
+    /// The current catalog snapshot (one version read; the catalog is re-read only when its
+    /// version moved), with its served document and compiled parameter validators.
+    pub async fn catalog_snapshot(&self) -> Result<Arc<CatalogSnapshot>, BrokerError> {
+        Ok(self.catalog_cache.current(self.store.as_ref()).await?)
     }
 
     pub fn settings(&self) -> &BrokerSettings {
@@ -573,7 +583,8 @@ impl Broker {
     /// Route `catalog`: the active offerings.
     #[tracing::instrument(skip_all)]
     pub async fn catalog(&self) -> Result<CatalogResponse, BrokerError> {
-        let catalog = self.store.catalog().await?;
+        let snapshot = self.catalog_snapshot().await?;
+        let catalog = &snapshot.catalog;
         Ok(CatalogResponse {
             services: catalog.active_services().into_iter().cloned().collect(),
         })
@@ -599,8 +610,9 @@ impl Broker {
         if let Some(existing) = self.store.instance(id).await? {
             return self.provision_replay(&existing, &hash);
         }
-        let catalog = self.store.catalog().await?;
-        let entry = catalog
+        let snapshot = self.catalog_snapshot().await?;
+        let entry = snapshot
+            .catalog
             .entry(&req.service_id)
             .filter(|e| e.active)
             .ok_or_else(|| {
@@ -616,6 +628,10 @@ impl Broker {
             ))
         })?;
         check_maintenance_info(plan, req.maintenance_version())?;
+        snapshot
+            .validators
+            .check(plan, SchemaKind::Create, &parameters)
+            .map_err(BrokerError::BadRequest)?;
         let orchestrator = self.cloudify()?;
 
         let deployment_id = id.deployment_id();
@@ -784,8 +800,8 @@ impl Broker {
                     req.service_id
                 )));
             }
-            let catalog = self.store.catalog().await?;
-            let entry = catalog.entry(&instance.service_id);
+            let snapshot = self.catalog_snapshot().await?;
+            let entry = snapshot.catalog.entry(&instance.service_id);
             if let Some(plan_id) = &req.plan_id {
                 if let Some(entry) = entry {
                     if entry.plan(plan_id).is_none() {
@@ -819,6 +835,13 @@ impl Broker {
                 }
             }
             if let Some(parameters) = &req.parameters {
+                let plan_id = req.plan_id.as_ref().unwrap_or(&instance.plan_id);
+                if let Some(plan) = entry.and_then(|e| e.plan(plan_id)) {
+                    snapshot
+                        .validators
+                        .check(plan, SchemaKind::Update, parameters)
+                        .map_err(BrokerError::BadRequest)?;
+                }
                 let unchanged = parameters
                     .iter()
                     .all(|(k, v)| instance.parameters.get(k) == Some(v));
@@ -1149,8 +1172,9 @@ impl Broker {
         }
 
         same_service_and_plan(&instance, &service_id, &plan_id)?;
-        let catalog = self.store.catalog().await?;
-        let entry = catalog
+        let snapshot = self.catalog_snapshot().await?;
+        let entry = snapshot
+            .catalog
             .entry(&service_id)
             .filter(|e| e.active)
             .ok_or_else(|| {

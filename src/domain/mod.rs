@@ -8,8 +8,11 @@ pub mod catalog;
 pub mod error;
 pub mod ids;
 pub mod instance;
+pub mod mapping;
 pub mod operation;
+pub mod params;
 pub mod ports;
+pub mod snapshot;
 pub mod sync;
 
 #[cfg(test)]

@@ -1,57 +1,66 @@
-//! The catalog sync (route `sync-catalog`, `cloudify-osb sync`, DESIGN.md §5 "Sync"): one
-//! service offering per uploaded blueprint with one `default` plan, IDs by the formulas of
-//! DESIGN.md §2, written to the store only where something changed; offerings whose
-//! blueprint disappeared become inactive (kept for their instances). When Cloudify cannot be
-//! listed the sync fails and the catalog stays as it was: it is never emptied by an outage.
+//! The catalog sync (route `sync-catalog`, `cloudify-osb sync`, `serve --sync-interval`,
+//! DESIGN.md §5 "Sync"; defect B11 of the original broker): pages through every uploaded
+//! blueprint, keeps those selected by `--catalog all|opt-in`, maps them with
+//! [`super::mapping`] and writes only the offerings that changed: a re-sync with nothing
+//! changed writes nothing. Offerings whose blueprint disappeared (or is no longer selected)
+//! become inactive: hidden from the catalog, still serving their instances. Admin settings
+//! are only read. When Cloudify cannot be listed the sync fails and the catalog stays as it
+//! was: it is never emptied by an outage.
 //!
-//! Works on the ports only; must not import adapter, HTTP or AWS crates.
+//! Works on the ports only; must not import adapter, HTTP, AWS or async-runtime crates.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::catalog::{CatalogEntry, Plan, Service, ServiceSettings};
+use super::catalog::ServiceSettings;
 use super::error::{OrchestratorError, StoreError};
-use super::ids::{plan_id_for, service_id_for};
-use super::ports::{Blueprint, Orchestrator, Store};
-
-/// The name of the one plan each offering gets until blueprints declare plans.
-pub const DEFAULT_PLAN: &str = "default";
-
-/// Longest offering name (a DNS label, so platforms can use it as a resource name).
-pub const MAX_NAME_LEN: usize = 63;
+use super::ids::service_id_for;
+pub use super::mapping::{DEFAULT_PLAN, MAX_NAME_LEN, Selection, sanitize_name};
+use super::mapping::{assign_names, map_blueprint, name_source, selected};
+use super::ports::{Orchestrator, Store};
 
 /// What one sync run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncReport {
     /// Uploaded blueprints listed in Cloudify.
     pub blueprints: usize,
+    /// Blueprints offered (selected by `--catalog`).
+    pub offered: usize,
     /// Offerings created.
     pub added: usize,
     /// Offerings whose content changed (including ones that came back after being inactive).
     pub updated: usize,
-    /// Offerings that became inactive because their blueprint is gone.
+    /// Offerings that became inactive because their blueprint is gone or no longer selected.
     pub deactivated: usize,
     /// Offerings already up to date (not written).
     pub unchanged: usize,
+    /// Catalog entries written to the store (0 when nothing changed).
+    pub written: usize,
     /// The catalog version after the run.
     pub catalog_version: u64,
+    /// What the mapping could not express (dropped constraints, malformed metadata).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Display for SyncReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} blueprints: {} added, {} updated, {} deactivated, {} unchanged (catalog version {})",
+            "{} blueprints, {} offered: {} added, {} updated, {} deactivated, {} unchanged, \
+             {} written (catalog version {}, {} warnings)",
             self.blueprints,
+            self.offered,
             self.added,
             self.updated,
             self.deactivated,
             self.unchanged,
-            self.catalog_version
+            self.written,
+            self.catalog_version,
+            self.warnings.len()
         )
     }
 }
@@ -65,113 +74,61 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
-/// Turns a blueprint ID into an offering name: lower case `[a-z0-9-]`, runs of anything else
-/// become one `-`, no leading or trailing `-`, at most `max` characters; `blueprint` if
-/// nothing is left.
-pub fn sanitize_name(blueprint_id: &str, max: usize) -> String {
-    let mut out = String::with_capacity(blueprint_id.len().min(max));
-    for c in blueprint_id.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.truncate(max);
-    let trimmed = out.trim_end_matches('-');
-    if trimmed.is_empty() {
-        "blueprint".chars().take(max).collect()
-    } else {
-        trimmed.to_owned()
-    }
+/// What a sync run maps: the ID namespace, the tenant and which blueprints are offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// UUID namespace of service and plan IDs (`BROKER_ID_NAMESPACE`).
+    pub namespace: Uuid,
+    /// The Cloudify tenant whose blueprints are listed.
+    pub tenant: String,
+    /// `--catalog all|opt-in`.
+    pub selection: Selection,
 }
 
-/// The name with a stable suffix from the service ID, for when the plain name is taken.
-fn suffixed_name(blueprint_id: &str, service_id: &str) -> String {
-    let tag: String = service_id
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .take(8)
-        .collect();
-    format!(
-        "{}-{tag}",
-        sanitize_name(blueprint_id, MAX_NAME_LEN - tag.len() - 1)
-    )
-}
-
-fn entry_for(
-    blueprint: &Blueprint,
-    name: String,
-    namespace: &Uuid,
-    tenant: &str,
-    settings: Option<&ServiceSettings>,
-) -> CatalogEntry {
-    let service_id = service_id_for(namespace, tenant, &blueprint.id);
-    let description = blueprint
-        .description
-        .as_deref()
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("Cloudify blueprint {}", blueprint.id));
-    let mut metadata = Map::new();
-    metadata.insert("displayName".into(), Value::String(blueprint.id.clone()));
-    let plan = Plan {
-        id: plan_id_for(namespace, tenant, &blueprint.id, DEFAULT_PLAN),
-        name: DEFAULT_PLAN.to_owned(),
-        description: format!(
-            "Deploys blueprint {} with the given parameters as inputs",
-            blueprint.id
-        ),
-        free: true,
-        bindable: None,
-        plan_updateable: None,
-        binding_rotatable: settings.filter(|s| s.binding_rotatable).map(|_| true),
-        maximum_polling_duration: None,
-        maintenance_info: None,
-        metadata: None,
-        schemas: None,
-    };
-    CatalogEntry {
-        service: Service {
-            id: service_id,
-            name,
-            description,
-            bindable: settings.is_some(),
-            tags: Vec::new(),
-            instances_retrievable: true,
-            bindings_retrievable: true,
-            plan_updateable: false,
-            allow_context_updates: None,
-            metadata: Some(metadata),
-            plans: vec![plan],
-        },
-        blueprint_id: blueprint.id.clone(),
-        tenant: tenant.to_owned(),
-        active: true,
-        blueprint_updated_at: blueprint.updated_at.clone(),
-        presets: BTreeMap::new(),
-    }
-}
-
-/// Runs one catalog sync of `tenant`'s uploaded blueprints into `store`.
-///
-/// Names: an offering keeps the name it already has when that is still free; new offerings
-/// take their sanitised blueprint ID, in blueprint-ID order, and on a collision the name
-/// gets `-` + the first 8 hex digits of the service ID. Only entries of `tenant` are
-/// deactivated.
-#[tracing::instrument(skip_all, fields(tenant = %tenant))]
+/// Runs one catalog sync of `tenant`'s uploaded blueprints into `store`, offering every
+/// blueprint (`--catalog all`). See [`sync_catalog_with`].
 pub async fn sync_catalog(
     orchestrator: &dyn Orchestrator,
     store: &dyn Store,
     namespace: &Uuid,
     tenant: &str,
 ) -> Result<SyncReport, SyncError> {
+    let options = SyncOptions {
+        namespace: *namespace,
+        tenant: tenant.to_owned(),
+        selection: Selection::All,
+    };
+    sync_catalog_with(orchestrator, store, &options).await
+}
+
+/// Runs one catalog sync.
+///
+/// Reads: the blueprint listing (all pages), the catalog, the admin settings. Writes: one
+/// `put_catalog_entries` call with the entries that changed, none when nothing did.
+/// Names: an offering keeps the name it already has when that is still free; new offerings
+/// take their sanitised name in blueprint-ID order, and on a collision the name gets `-` +
+/// the first 8 hex digits of the service ID. Only entries of `tenant` are deactivated.
+#[tracing::instrument(skip_all, fields(tenant = %options.tenant))]
+pub async fn sync_catalog_with(
+    orchestrator: &dyn Orchestrator,
+    store: &dyn Store,
+    options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let SyncOptions {
+        namespace,
+        tenant,
+        selection,
+    } = options;
+    let tenant = tenant.as_str();
     // Cloudify first: if it fails, nothing is written.
-    let mut blueprints = orchestrator.blueprints().await?;
-    blueprints.sort_by(|a, b| a.id.cmp(&b.id));
-    blueprints.dedup_by(|a, b| a.id == b.id);
+    let mut all = orchestrator.blueprints().await?;
+    let listed = all.len();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    all.dedup_by(|a, b| a.id == b.id);
+    let blueprints: Vec<_> = all
+        .into_iter()
+        .filter(|b| selected(b, *selection))
+        .collect();
 
     let catalog = store.catalog().await?;
     let settings: BTreeMap<String, ServiceSettings> = store
@@ -187,51 +144,46 @@ pub async fn sync_catalog(
         .collect();
 
     // Names: other tenants' active offerings keep theirs; ours keep the current ones where
-    // possible; the rest are assigned in ID order.
+    // possible; the rest are assigned in blueprint-ID order.
     let mut taken: BTreeSet<String> = catalog
         .entries
         .iter()
         .filter(|e| e.active && e.tenant != tenant)
         .map(|e| e.service.name.clone())
         .collect();
-    let mut names: BTreeMap<&str, String> = BTreeMap::new();
-    for bp in &blueprints {
-        let id = service_id_for(namespace, tenant, &bp.id);
-        if let Some(old) = existing.get(&id) {
-            let plain = sanitize_name(&bp.id, MAX_NAME_LEN);
-            let ours =
-                old.service.name == plain || old.service.name == suffixed_name(&bp.id, id.as_str());
-            if ours && taken.insert(old.service.name.clone()) {
-                names.insert(bp.id.as_str(), old.service.name.clone());
-            }
-        }
-    }
-    for bp in &blueprints {
-        if names.contains_key(bp.id.as_str()) {
-            continue;
-        }
-        let id = service_id_for(namespace, tenant, &bp.id);
-        let plain = sanitize_name(&bp.id, MAX_NAME_LEN);
-        let name = if taken.insert(plain.clone()) {
-            plain
-        } else {
-            let s = suffixed_name(&bp.id, id.as_str());
-            taken.insert(s.clone());
-            s
-        };
-        names.insert(bp.id.as_str(), name);
-    }
+    let ids: Vec<String> = blueprints
+        .iter()
+        .map(|b| service_id_for(namespace, tenant, &b.id).to_string())
+        .collect();
+    let wanted: Vec<(String, String)> = ids
+        .iter()
+        .zip(&blueprints)
+        .map(|(id, b)| (id.clone(), name_source(b).to_owned()))
+        .collect();
+    let current: BTreeMap<String, String> = catalog
+        .entries
+        .iter()
+        .filter(|e| e.tenant == tenant)
+        .map(|e| (e.service.id.to_string(), e.service.name.clone()))
+        .collect();
+    let mut names = assign_names(&wanted, &current, &mut taken);
 
     let mut report = SyncReport {
-        blueprints: blueprints.len(),
+        blueprints: listed,
+        offered: blueprints.len(),
         catalog_version: catalog.version,
         ..SyncReport::default()
     };
     let mut writes = Vec::new();
     let mut present = BTreeSet::new();
-    for bp in &blueprints {
-        let name = names.remove(bp.id.as_str()).unwrap_or_default();
-        let entry = entry_for(bp, name, namespace, tenant, settings.get(&bp.id));
+    for (bp, id) in blueprints.iter().zip(&ids) {
+        let name = names.remove(id).unwrap_or_default();
+        let mapped = map_blueprint(bp, name, namespace, tenant, settings.get(&bp.id));
+        for w in &mapped.warnings {
+            tracing::warn!(blueprint_id = %bp.id, warning = %w, "catalog mapping");
+        }
+        report.warnings.extend(mapped.warnings);
+        let entry = mapped.entry;
         present.insert(entry.service.id.clone());
         match existing.get(&entry.service.id) {
             Some(old) if **old == entry => report.unchanged += 1,
@@ -253,15 +205,18 @@ pub async fn sync_catalog(
             writes.push(gone);
         }
     }
+    report.written = writes.len();
     if !writes.is_empty() {
         report.catalog_version = store.put_catalog_entries(&writes).await?;
     }
     tracing::info!(
         blueprints = report.blueprints,
+        offered = report.offered,
         added = report.added,
         updated = report.updated,
         deactivated = report.deactivated,
         unchanged = report.unchanged,
+        written = report.written,
         catalog_version = report.catalog_version,
         "catalog sync done"
     );
@@ -274,10 +229,12 @@ mod tests {
 
     use async_trait::async_trait;
 
+    use serde_json::{Map, Value, json};
+
     use super::*;
     use crate::adapters::memory::MemoryStore;
-    use crate::domain::ids::DEFAULT_ID_NAMESPACE;
-    use crate::domain::ports::{DeploymentSpec, ExecutionState, Workflow};
+    use crate::domain::ids::{DEFAULT_ID_NAMESPACE, plan_id_for};
+    use crate::domain::ports::{Blueprint, DeploymentSpec, ExecutionState, Workflow};
 
     /// An orchestrator that only lists blueprints (or fails to).
     struct Listing(Mutex<Result<Vec<Blueprint>, String>>);
@@ -349,23 +306,6 @@ mod tests {
 
     async fn run(o: &Listing, s: &MemoryStore) -> SyncReport {
         sync_catalog(o, s, &DEFAULT_ID_NAMESPACE, T).await.unwrap()
-    }
-
-    #[test]
-    fn names_are_sanitised_to_dns_labels() {
-        assert_eq!(
-            sanitize_name("MariaDB_Cluster v2", 63),
-            "mariadb-cluster-v2"
-        );
-        assert_eq!(sanitize_name("__x..y__", 63), "x-y");
-        assert_eq!(sanitize_name("ÜÖ", 63), "blueprint");
-        assert_eq!(sanitize_name("9lives", 63), "9lives");
-        let long = sanitize_name(&format!("{}_tail", "a".repeat(70)), 63);
-        assert_eq!(long.len(), 63);
-        assert_eq!(
-            sanitize_name(&format!("{}-b", "a".repeat(62)), 63).len(),
-            62
-        );
     }
 
     #[tokio::test]
@@ -512,5 +452,94 @@ mod tests {
         let r = run(&o, &s).await;
         assert_eq!(r.deactivated, 0);
         assert_eq!(s.catalog().await.unwrap().active_services().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn opt_in_offers_only_marked_blueprints_and_hides_ones_that_stop_opting_in() {
+        let mut marked = bp("db");
+        marked.labels.push(("osb".into(), "true".into()));
+        let mut meta = bp("cache");
+        meta.metadata
+            .insert("osb".into(), json!({"tags": ["redis"]}));
+        let o = Listing(Mutex::new(Ok(vec![marked.clone(), meta, bp("network")])));
+        let s = MemoryStore::new();
+        let opts = SyncOptions {
+            namespace: DEFAULT_ID_NAMESPACE,
+            tenant: T.into(),
+            selection: Selection::OptIn,
+        };
+        let r = sync_catalog_with(&o, &s, &opts).await.unwrap();
+        assert_eq!((r.blueprints, r.offered, r.added), (3, 2, 2));
+        let c = s.catalog().await.unwrap();
+        let mut names: Vec<&str> = c
+            .active_services()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["cache", "db"]);
+        marked.labels.clear();
+        o.set(Ok(vec![marked]));
+        let r = sync_catalog_with(&o, &s, &opts).await.unwrap();
+        assert_eq!(r.deactivated, 2);
+        assert!(s.catalog().await.unwrap().active_services().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_changed_blueprint_is_rewritten_and_settings_are_never_touched() {
+        let o = Listing::new(&["a", "b"]);
+        let s = MemoryStore::new();
+        let settings = ServiceSettings {
+            blueprint_id: "a".into(),
+            binder: "vault".into(),
+            binder_config: "cloudify-osb/binders/a".into(),
+            binding_rotatable: false,
+        };
+        s.put_service_settings(&settings).await.unwrap();
+        run(&o, &s).await;
+        let mut changed = bp("a");
+        changed.inputs = json!({"n": {"type": "integer"}})
+            .as_object()
+            .unwrap()
+            .clone();
+        changed.updated_at = Some("2026-02-01T00:00:00Z".into());
+        o.set(Ok(vec![changed, bp("b")]));
+        let r = run(&o, &s).await;
+        assert_eq!((r.updated, r.unchanged, r.written), (1, 1, 1));
+        let c = s.catalog().await.unwrap();
+        let a = c
+            .entry(&service_id_for(&DEFAULT_ID_NAMESPACE, T, "a"))
+            .unwrap();
+        let schema = &a.service.plans[0].schemas.as_ref().unwrap();
+        let create = schema
+            .service_instance
+            .as_ref()
+            .unwrap()
+            .create
+            .as_ref()
+            .unwrap();
+        assert_eq!(create.parameters["properties"]["n"]["type"], "integer");
+        assert_eq!(s.all_service_settings().await.unwrap(), vec![settings]);
+    }
+
+    #[tokio::test]
+    async fn mapping_warnings_are_reported_but_never_fail_the_sync() {
+        let mut odd = bp("odd");
+        odd.inputs = json!({"x": {"type": "string", "constraints": [{"pattern": "(?<=a)b"}]}})
+            .as_object()
+            .unwrap()
+            .clone();
+        odd.metadata.insert("osb".into(), json!({"plans": "nope"}));
+        let o = Listing(Mutex::new(Ok(vec![odd])));
+        let s = MemoryStore::new();
+        let r = run(&o, &s).await;
+        assert_eq!(r.added, 1);
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+        let c = s.catalog().await.unwrap();
+        let plan = &c.entries[0].service.plans[0];
+        assert_eq!(
+            plan.id,
+            plan_id_for(&DEFAULT_ID_NAMESPACE, T, "odd", DEFAULT_PLAN)
+        );
     }
 }

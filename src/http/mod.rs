@@ -5,6 +5,7 @@
 //! Must not import adapter crates (it only sees the domain's `Broker`).
 
 pub mod auth;
+pub mod catalog;
 pub mod error;
 pub mod extract;
 
@@ -311,7 +312,10 @@ async fn handle(
     let broker = &st.broker;
     let fail = |e| ApiError::from_broker(route, e, identity);
     let response = match route {
-        Route::Catalog => Json(broker.catalog().await.map_err(fail)?).into_response(),
+        Route::Catalog => {
+            let snapshot = broker.catalog_snapshot().await.map_err(fail)?;
+            catalog::respond(&snapshot, &parts.headers)
+        }
         Route::Provision => {
             let id = extract::path_id(&mut parts, "instance_id", InstanceId::parse).await?;
             let req: ProvisionRequest = extract::json_body(&parts, body).await?;
