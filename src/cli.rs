@@ -4,11 +4,14 @@
 //! Must not import adapter crates (it builds through `wiring`).
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::domain::sync::sync_catalog;
+use crate::domain::broker::Broker;
+use crate::domain::sync::{SyncOptions, sync_catalog_with};
 use crate::http::{Route, router};
 use crate::{telemetry, wiring};
 
@@ -61,6 +64,9 @@ pub async fn serve(config: Config) -> Result<(), wiring::StartupError> {
     }
     let broker = wiring::build_broker(&config).await?;
     let state = wiring::api_state(&config, broker)?;
+    if let Some(every) = config.sync_interval {
+        spawn_sync(state.broker.clone(), every, config.sync_options());
+    }
     let app = router(state, &Route::ALL);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -87,16 +93,35 @@ pub async fn sync(config: Config) -> Result<(), wiring::StartupError> {
             "--cloudify-url (CLOUDIFY_URL) is required for sync".into(),
         ));
     };
-    let report = sync_catalog(
-        &orchestrator,
-        store.as_ref(),
-        &config.id_namespace,
-        &config.cloudify_tenant,
-    )
-    .await
-    .map_err(|e| wiring::StartupError(format!("catalog sync failed: {e}")))?;
+    let report = sync_catalog_with(&orchestrator, store.as_ref(), &config.sync_options())
+        .await
+        .map_err(|e| wiring::StartupError(format!("catalog sync failed: {e}")))?;
     println!("catalog sync: {report}");
     Ok(())
+}
+
+/// `serve --sync-interval`: the catalog sync in the background, first at start-up, then
+/// every `every`. A failed run is logged and the last good catalog stays served.
+fn spawn_sync(broker: Arc<Broker>, every: Duration, options: SyncOptions) {
+    let Some(orchestrator) = broker.orchestrator().cloned() else {
+        tracing::warn!("--sync-interval is set but Cloudify is not configured; no catalog sync");
+        return;
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match sync_catalog_with(orchestrator.as_ref(), broker.store().as_ref(), &options).await
+            {
+                Ok(report) => tracing::info!(%report, "scheduled catalog sync done"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "scheduled catalog sync failed; the last good catalog stays served"
+                ),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

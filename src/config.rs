@@ -15,6 +15,8 @@ use uuid::Uuid;
 
 use crate::domain::broker::BrokerSettings;
 use crate::domain::ids::DEFAULT_ID_NAMESPACE;
+use crate::domain::mapping::Selection;
+use crate::domain::sync::SyncOptions;
 
 /// Where the broker keeps its state (`--store` / `BROKER_STORE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +171,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// What the catalog sync maps (`--id-namespace`, `--cloudify-tenant`, `--catalog`).
+    pub fn sync_options(&self) -> SyncOptions {
+        SyncOptions {
+            namespace: self.id_namespace,
+            tenant: self.cloudify_tenant.clone(),
+            selection: match self.catalog {
+                CatalogMode::All => Selection::All,
+                CatalogMode::OptIn => Selection::OptIn,
+            },
+        }
+    }
+
     /// The broker's own settings.
     pub fn broker_settings(&self) -> BrokerSettings {
         BrokerSettings {

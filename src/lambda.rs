@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::domain::broker::Broker;
-use crate::domain::sync::sync_catalog;
+use crate::domain::sync::sync_catalog_with;
 use crate::http::{Route, router};
 use crate::{telemetry, wiring};
 
@@ -57,11 +57,10 @@ pub async fn sync() -> Result<(), Error> {
     lambda_runtime::run(lambda_runtime::service_fn(move |_: LambdaEvent<Value>| {
         let (store, orchestrator, config) = (store.clone(), orchestrator.clone(), config.clone());
         async move {
-            let report = sync_catalog(
+            let report = sync_catalog_with(
                 orchestrator.as_ref(),
                 store.as_ref(),
-                &config.id_namespace,
-                &config.cloudify_tenant,
+                &config.sync_options(),
             )
             .await?;
             tracing::info!(%report, "catalog sync done");
