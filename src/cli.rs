@@ -32,6 +32,8 @@ pub enum Command {
     Sync(Box<Config>),
     /// Admin settings of a blueprint's offering (binder and binder config).
     Service(crate::admin::ServiceArgs),
+    /// The state store itself (create its table).
+    Store(crate::store_admin::StoreArgs),
 }
 
 /// Parses the command line and runs it.
@@ -41,6 +43,7 @@ pub async fn main() -> ExitCode {
         Command::Serve(config) => serve(*config).await,
         Command::Sync(config) => sync(*config).await,
         Command::Service(args) => crate::admin::run(args).await,
+        Command::Store(args) => crate::store_admin::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

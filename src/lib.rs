@@ -7,7 +7,7 @@
 //! - `http`: the one axum router that owns the OSB protocol.
 //! - `config`, `telemetry`: typed configuration and logging.
 //! - `wiring`: builds the broker and its adapters from the configuration.
-//! - `cli`: the `cloudify-osb` command line (`serve`, …).
+//! - `cli`: the `cloudify-osb` command line (`serve`, …); `store_admin`: `store create-table`.
 //! - `lambda` (feature `aws`): the Lambda entry points, one function per route plus the
 //!   scheduled sync.
 
@@ -19,5 +19,6 @@ pub mod domain;
 pub mod http;
 #[cfg(feature = "aws")]
 pub mod lambda;
+pub mod store_admin;
 pub mod telemetry;
 pub mod wiring;

@@ -52,10 +52,19 @@ pub async fn open_store(location: &StoreLocation) -> Result<Arc<dyn Store>, Star
             })?;
             Ok(Arc::new(store))
         }
-        StoreLocation::DynamoDb(_) => Err(StartupError(
-            "the DynamoDB store is not part of this build yet".into(),
+        #[cfg(feature = "aws")]
+        StoreLocation::DynamoDb(table) => Ok(Arc::new(
+            crate::adapters::dynamodb::DynamoStore::from_env(table.as_str()).await,
         )),
+        #[cfg(not(feature = "aws"))]
+        StoreLocation::DynamoDb(_) => Err(no_dynamodb()),
     }
+}
+
+/// The refusal of `dynamodb:` stores by a build without the `aws` feature.
+#[cfg(not(feature = "aws"))]
+pub fn no_dynamodb() -> StartupError {
+    StartupError("this build has no DynamoDB store (built without the `aws` feature)".into())
 }
 
 /// The Cloudify orchestrator, when `--cloudify-url` is set. An unusable Cloudify

@@ -356,3 +356,90 @@ async fn catalog_entries_with_arbitrary_json_round_trip() {
         Value::from(u64::MAX)
     );
 }
+
+/// Runs the `cloudify-osb` binary with the test environment (moto, dummy credentials).
+fn cli(args: &[&str]) -> std::process::Output {
+    endpoint();
+    std::process::Command::new(env!("CARGO_BIN_EXE_cloudify-osb"))
+        .args(args)
+        .output()
+        .expect("cloudify-osb runs")
+}
+
+#[tokio::test]
+async fn the_cli_creates_a_table_idempotently_and_serve_answers_the_catalog_from_it() {
+    let table = format!("ddb-cli-{}", uuid::Uuid::new_v4().simple());
+    let location = format!("dynamodb:{table}");
+    for _ in 0..2 {
+        let out = cli(&["store", "create-table", &location]);
+        assert!(
+            out.status.success(),
+            "create-table failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&location));
+    }
+    let s = DynamoStore::from_env(table.as_str()).await;
+    s.put_catalog_entries(&[entry(1, "from the cli test".into())])
+        .await
+        .unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let _serve = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cloudify-osb"))
+            .args(["serve", "--store", &location, "--listen", &listen])
+            .env("BROKER_USERNAME", "platform")
+            .env("BROKER_PASSWORD", "cli-test-password")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cloudify-osb serve starts"),
+    );
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("http://{listen}/v2/catalog");
+    let mut answer = None;
+    for _ in 0..100 {
+        match http
+            .get(&url)
+            .basic_auth("platform", Some("cli-test-password"))
+            .header("X-Broker-API-Version", "2.17")
+            .send()
+            .await
+        {
+            Ok(r) => {
+                answer = Some(r);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    let answer = answer.expect("serve listens within 10 s");
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["services"][0]["description"], "from the cli test");
+}
+
+/// A child process stopped when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_cli_refuses_to_create_a_table_for_the_memory_store() {
+    let out = cli(&["store", "create-table", "memory:"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no table"));
+}
