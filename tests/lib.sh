@@ -57,7 +57,8 @@ stop_pidfile() {
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid" 2>/dev/null
     for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
+    kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$f"
+  return 0
 }
