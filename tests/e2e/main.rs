@@ -2,3 +2,4 @@
 //! binaries) against the real servers (DESIGN.md §8.4). One test binary; modules inside.
 
 mod lifecycle;
+mod readme;
