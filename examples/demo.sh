@@ -242,7 +242,7 @@ step "Catalog: GET /v2/catalog"
 code=$(osb GET /v2/catalog)
 [ "$code" = 200 ] || { show_body; fail "catalog answered $code"; }
 cp "$state/body" "$state/catalog.json"
-json "$state/catalog.json" '"\n".join("service %s  id %s  bindable: %s\n%s" % (s["name"], s["id"], str(s["bindable"]).lower(), "\n".join("  plan %-6s id %s  %s" % (p["name"], p["id"], p.get("description", "")) for p in s["plans"])) for s in d["services"])' \
+json "$state/catalog.json" '"\n".join("service %s  id %s  bindable: %s\n%s" % (s["name"], s["id"], str(s["bindable"]).lower(), "\n".join("  plan %-6s id %s  %s\n    parameters: %s" % (p["name"], p["id"], p.get("description", ""), ", ".join(p.get("schemas", {}).get("service_instance", {}).get("create", {}).get("parameters", {}).get("properties", {})) or "-") for p in s["plans"])) for s in d["services"])' \
   | sed 's/^/    /'
 service_id=$(json "$state/catalog.json" '[s["id"] for s in d["services"] if s["name"] == "mariadb"][0] if any(s["name"] == "mariadb" for s in d["services"]) else ""')
 [ -n "$service_id" ] || fail "the catalog has no service named mariadb"

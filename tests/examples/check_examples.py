@@ -153,14 +153,17 @@ def check_metadata(bp: dict, inputs: dict) -> None:
         errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(osb), key=str)
         check(not errors, "blueprint.yaml: metadata.osb against schemas/blueprint-metadata.schema.json: "
               + "; ".join(e.message for e in errors[:3]))
-    plans = osb.get("plans", {})
-    check(isinstance(plans, dict) and plans, "metadata.osb: plans")
-    for pname, plan in plans.items():
+    plans = osb.get("plans", [])
+    check(isinstance(plans, list) and plans, "metadata.osb: plans")
+    for plan in plans:
+        pname = plan.get("name", "")
         check(re.fullmatch(r"[a-z0-9-]{1,63}", pname) is not None, f"metadata.osb: plan name {pname}")
+        check(bool(plan.get("description")), f"metadata.osb: plan {pname} has a description")
         for i in plan.get("inputs", {}):
             check(i in inputs, f"metadata.osb: plan {pname} presets input {i} the blueprint has")
-    for i in osb.get("hidden_inputs", []):
-        check(i in inputs, f"metadata.osb: hidden input {i} is an input")
+    for name, spec in inputs.items():
+        if spec.get("hidden"):
+            check("default" in spec, f"blueprint.yaml: hidden input {name} has a default")
     binder = osb.get("binder", {})
     check(binder.get("name") == "vault", "metadata.osb: binder vault")
     check(isinstance(osb.get("tags"), list) and osb["tags"], "metadata.osb: tags")
@@ -275,8 +278,9 @@ def check_k8s(bp: dict, cred_keys: set[str]) -> None:
         return {"stringData": {}}
 
     osb = bp["metadata"]["osb"]
-    presets = {i for p in osb["plans"].values() for i in p.get("inputs", {})}
-    allowed_params = set(bp["inputs"]) - set(osb.get("hidden_inputs", [])) - presets
+    presets = {i for p in osb["plans"] for i in p.get("inputs", {})}
+    hidden = {n for n, spec in bp["inputs"].items() if spec.get("hidden")}
+    allowed_params = set(bp["inputs"]) - hidden - presets
 
     # Service Catalog.
     broker = one("servicecatalog.k8s.io/v1beta1", "ClusterServiceBroker")
@@ -288,7 +292,7 @@ def check_k8s(bp: dict, cred_keys: set[str]) -> None:
     check(si["spec"]["clusterServiceClassExternalName"] == osb["name"],
           "ServiceInstance class is the offering name from metadata.osb")
     plan = si["spec"]["clusterServicePlanExternalName"]
-    check(plan in osb["plans"], f"ServiceInstance plan {plan} is a plan of metadata.osb")
+    check(plan in [p["name"] for p in osb["plans"]], f"ServiceInstance plan {plan} is a plan of metadata.osb")
     sc_params = si["spec"].get("parameters", {})
     check(set(sc_params) <= allowed_params, f"ServiceInstance parameters {sorted(sc_params)} are inputs the user may set")
     check(sb["spec"]["instanceRef"]["name"] == si["metadata"]["name"]
