@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # moto server, the DynamoDB-compatible server of the DynamoDB store's tests: `moto.sh start|stop`.
-# start: a venv with PyPI `moto[server]`, moto's server on a free loopback port, handling one
-# request at a time (moto_serial.py says why); waits until it answers; writes AWS_ENDPOINT_URL_DYNAMODB and dummy AWS credentials and region to
+# start: a venv with PyPI `moto[server]` (pinned: moto_serial.py uses its server module), moto
+# on a free loopback port handling one request at a time (moto_serial.py says why); waits
+# until it answers; writes AWS_ENDPOINT_URL_DYNAMODB and dummy AWS credentials and region to
 # $TEST_STATE/moto.env, always, so that no test can ever reach AWS with real credentials.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +16,7 @@ log="$TEST_STATE/moto.log"
 case "${1:-}" in
 start)
   stop_pidfile "$pidfile"
-  bin=$(venv_for moto 'moto[server]')
+  bin=$(venv_for moto 'moto[server]==5.2.5')
   port=$(free_port)
   "$bin/python" "$here/moto_serial.py" 127.0.0.1 "$port" >"$log" 2>&1 &
   echo $! >"$pidfile"
