@@ -474,6 +474,7 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
+    /// A broker over these ports. `orchestrator` is `None` when Cloudify is not configured.
     pub fn new(
         store: Arc<dyn Store>,
         orchestrator: Option<Arc<dyn Orchestrator>>,
@@ -495,18 +496,22 @@ impl Broker {
         Ok(self.catalog_cache.current(self.store.as_ref()).await?)
     }
 
+    /// The broker's settings.
     pub fn settings(&self) -> &BrokerSettings {
         &self.settings
     }
 
+    /// The store (for the sync and renewal passes that share it).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
+    /// The orchestrator, when Cloudify is configured.
     pub fn orchestrator(&self) -> Option<&Arc<dyn Orchestrator>> {
         self.orchestrator.as_ref()
     }
 
+    /// The registered binders.
     pub fn binders(&self) -> &BinderRegistry {
         &self.binders
     }

@@ -31,6 +31,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error answer with this status, `error` code and description.
     pub fn new(status: StatusCode, error: &str, description: impl Into<String>) -> Self {
         Self {
             status,

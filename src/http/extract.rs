@@ -16,9 +16,11 @@ use super::error::ApiError;
 pub const BODY_LIMIT: usize = 1024 * 1024;
 /// The oldest accepted minor version of the 2.x API.
 pub const MIN_MINOR: u32 = 13;
-/// Request header names (osb.md §2).
+/// `X-Broker-API-Version` (osb.md §2.1).
 pub const API_VERSION: &str = "x-broker-api-version";
+/// `X-Broker-API-Request-Identity`, echoed in every response (osb.md §2).
 pub const REQUEST_IDENTITY: &str = "x-broker-api-request-identity";
+/// `X-Broker-API-Originating-Identity` (osb.md §2.2).
 pub const ORIGINATING_IDENTITY: &str = "x-broker-api-originating-identity";
 
 /// Checks `X-Broker-API-Version`: any `2.N` with `N ≥ min_minor` (412 otherwise).
@@ -47,12 +49,14 @@ pub fn check_version(headers: &HeaderMap, min_minor: u32) -> Result<u32, ApiErro
 pub struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
+    /// Decodes the request's query.
     pub fn parse(parts: &Parts) -> Result<Self, ApiError> {
         Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
             .map(|Query(pairs)| Self(pairs))
             .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
     }
 
+    /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()

@@ -160,6 +160,7 @@ pub struct ApiState {
 }
 
 impl ApiState {
+    /// The state of a router over `broker` accepting the `auth` credentials.
     pub fn new(broker: Arc<Broker>, auth: BasicAuth) -> Self {
         Self {
             broker,
