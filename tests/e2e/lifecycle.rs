@@ -372,18 +372,38 @@ async fn bad_parameters_are_refused_or_fail_with_cloudifys_message(version: &str
     let (sim, broker) = start(version).await;
     broker.sync();
     let svc = broker.service("mysql-external").await;
-    let id = "e2e-bad-inputs";
-    // db_name is required and has no default.
+
+    // The plan's schema catches a missing required input before Cloudify is asked.
     let (status, body) = broker
-        .provision(id, &svc, json!({"plan_size": "small"}))
+        .provision("e2e-schema", &svc, json!({"plan_size": "small"}))
         .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("db_name"),
+        "{body}"
+    );
+
+    // The blueprint changed in Cloudify since the last sync (a new required input): only
+    // Cloudify knows, and its message reaches the platform.
+    let path = repo().join("sim/fixtures/mysql-external.json");
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).unwrap();
+    fixture["plan"]["inputs"]["region"] = json!({"type": "string", "description": "new"});
+    sim.delete_blueprint("mysql-external").await;
+    sim.add_blueprint(fixture).await;
+    let id = "e2e-bad-inputs";
+    let (status, body) = broker.provision(id, &svc, json!({"db_name": "x"})).await;
     if version < "6.0" {
+        // 4.x/5.x validate in the PUT: 400 with Cloudify's message, no instance kept.
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert!(
             body["description"]
                 .as_str()
                 .unwrap_or("")
-                .contains("db_name"),
+                .contains("region"),
             "{body}"
         );
         let (status, _) = broker
@@ -395,11 +415,12 @@ async fn bad_parameters_are_refused_or_fail_with_cloudifys_message(version: &str
             .await;
         assert!(status == StatusCode::NOT_FOUND || status == StatusCode::GONE);
     } else {
+        // 6.0+ validate in the environment execution: failed with Cloudify's message.
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         let (state, description) = broker.wait(id, body["operation"].as_str()).await;
         assert_eq!(state, "failed");
         assert!(
-            description.contains("db_name"),
+            description.contains("region"),
             "Cloudify's message: {description}"
         );
         broker.remove(id, &svc).await;
