@@ -609,6 +609,41 @@ async fn remove_instance_leaves_no_lease_no_user_and_no_vault_path_of_the_instan
 }
 
 #[tokio::test]
+async fn moving_a_service_to_another_engine_mount_keeps_live_bindings_and_removes_both() {
+    let fx = Fx::new().await;
+    let inst = instance("inst-1");
+    let (b1, _) = fx.bind(&inst, "bind-1", &fx.outputs()).await.unwrap();
+    let moved = format!("{}-db2", fx.tag);
+    fx.bao.mount(&moved, json!({"type": "database"})).await;
+    let mut doc = config_doc(&fx.tag);
+    doc["engine"]["mount"] = json!(moved);
+    fx.bao.kv_put(&fx.kv(), "binders/mariadb", doc).await;
+
+    let (b2, r2) = fx.bind(&inst, "bind-2", &fx.outputs()).await.unwrap();
+    assert!(lease_id(&r2).starts_with(&format!("{moved}/creds/")));
+    assert!(
+        fx.login(&b1.credentials).is_ok(),
+        "the earlier binding still works"
+    );
+    assert!(fx.login(&b2.credentials).is_ok());
+
+    fx.binder
+        .remove_instance(&inst, &fx.settings)
+        .await
+        .unwrap();
+    assert!(fx.db.users_with_prefix(&fx.tag).is_empty());
+    let name = fx.name(&inst);
+    for engine in [fx.engine(), moved.clone()] {
+        assert_eq!(fx.bao.status(&format!("{engine}/config/{name}")).await, 404);
+        assert_eq!(fx.bao.status(&format!("{engine}/roles/{name}")).await, 404);
+    }
+    fx.bao
+        .call("DELETE", &format!("sys/mounts/{moved}"), None)
+        .await;
+    fx.cleanup().await;
+}
+
+#[tokio::test]
 async fn each_instance_gets_its_own_connection_and_role() {
     let fx = Fx::new().await;
     let (a, b) = (instance("inst-a"), instance("inst-b"));
@@ -1084,10 +1119,17 @@ mod through_the_broker {
         let mut passwords = Vec::new();
         for b in ["bind-1", "bind-2"] {
             let id = BindingId::parse(b).unwrap();
+            let t0 = std::time::Instant::now();
             let created = broker.bind(&inst.id, &id, request()).await.unwrap();
+            let t_bind = t0.elapsed();
             let creds = created.body.credentials.clone();
             assert!(fx.login(&creds).is_ok());
+            let t0 = std::time::Instant::now();
             let again = broker.bind(&inst.id, &id, request()).await.unwrap();
+            eprintln!(
+                "timing: {b}: bind {t_bind:?}, identical re-PUT {:?}",
+                t0.elapsed()
+            );
             assert_eq!(
                 again.body.credentials, creds,
                 "an identical re-PUT returns the same"
@@ -1096,6 +1138,7 @@ mod through_the_broker {
             assert_eq!(fetched.credentials, creds);
             passwords.push(creds.get("password").unwrap().to_owned());
         }
+        let t0 = std::time::Instant::now();
         broker
             .unbind(
                 &inst.id,
@@ -1107,6 +1150,7 @@ mod through_the_broker {
             )
             .await
             .unwrap();
+        eprintln!("timing: unbind {:?}", t0.elapsed());
         drop(_guard);
 
         let shown = cli(&["service", "show", "mariadb", "--store", &store_arg]);

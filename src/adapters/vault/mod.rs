@@ -97,7 +97,8 @@ pub struct VaultBinder {
 
 /// What the instance record in KV says was written.
 struct InstanceRecord {
-    engine_mount: String,
+    /// The engine mount in use first, then earlier ones still holding objects.
+    engine_mounts: Vec<String>,
     name: String,
 }
 
@@ -226,13 +227,31 @@ impl VaultBinder {
             return Ok(None);
         };
         let field = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_owned);
+        let earlier: Vec<String> = data
+            .get("earlier_engine_mounts")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         match (field("engine_mount"), field("name")) {
             (Some(engine_mount), Some(name))
                 if check_mount_path("engine mount", &engine_mount).is_ok()
+                    && earlier
+                        .iter()
+                        .all(|m| check_mount_path("engine mount", m).is_ok())
                     && check_mount_path("name", &name).is_ok()
                     && !name.contains('/') =>
             {
-                Ok(Some(InstanceRecord { engine_mount, name }))
+                let mut engine_mounts = vec![engine_mount];
+                engine_mounts.extend(earlier);
+                Ok(Some(InstanceRecord {
+                    engine_mounts,
+                    name,
+                }))
             }
             _ => Err(BinderError::Config(format!(
                 "the broker's record of instance {instance_id} in Vault is damaged"
@@ -455,17 +474,17 @@ impl Binder for VaultBinder {
         let name = self.object_name(instance_id);
         let engine = config.engine.mount.clone();
         let known = self.instance_record(instance_id).await?;
-        if let Some(old) = &known
-            && old.engine_mount != engine
-        {
-            // The service moved to another engine mount: clear the old objects first.
-            self.remove_engine_objects(&old.engine_mount, &old.name)
-                .await?;
-        }
+        // If the service moved to another engine mount, the old objects stay (live bindings
+        // use them) and are remembered, so that remove_instance clears them too.
+        let earlier: Vec<&String> = known
+            .iter()
+            .flat_map(|k| k.engine_mounts.iter())
+            .filter(|m| **m != engine)
+            .collect();
         // Recorded before anything is created, so that remove_instance always finds it.
         self.kv_write(
             &Self::instance_kv_path(instance_id),
-            &json!({ "engine_mount": engine, "name": name }),
+            &json!({ "engine_mount": engine, "earlier_engine_mounts": earlier, "name": name }),
         )
         .await?;
         if let Err(e) = self.write_connection_and_role(&config, &name).await {
@@ -602,8 +621,9 @@ impl Binder for VaultBinder {
     ) -> Result<(), BinderError> {
         let instance_id = instance.id.as_str();
         if let Some(record) = self.instance_record(instance_id).await? {
-            self.remove_engine_objects(&record.engine_mount, &record.name)
-                .await?;
+            for engine in &record.engine_mounts {
+                self.remove_engine_objects(engine, &record.name).await?;
+            }
         }
         let dir = format!("{}/metadata/bindings/{instance_id}/", self.kv_mount);
         for key in self.vault.list(&dir).await? {
