@@ -1,5 +1,6 @@
 //! End-to-end tests: the whole lifecycle through `cloudify-osb serve` (and the Lambda
 //! binaries) against the real servers (DESIGN.md §8.4). One test binary; modules inside.
 
+mod catalog;
 mod lifecycle;
 mod readme;
