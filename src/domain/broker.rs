@@ -919,7 +919,7 @@ impl Broker {
             };
             let operation = claimed.operation.as_ref().map(|o| o.id.clone());
             let finished = match self
-                .advance_and_record(orchestrator.as_ref(), claimed)
+                .advance_and_record(orchestrator.as_ref(), claimed, None)
                 .await
             {
                 Ok(current) => current
@@ -1045,8 +1045,9 @@ impl Broker {
                 return Ok(self.report(&instance));
             }
             let orchestrator = self.cloudify()?;
+            let limit = self.maximum_polling_duration(&instance).await;
             match self
-                .advance_and_record(orchestrator.as_ref(), instance)
+                .advance_and_record(orchestrator.as_ref(), instance, limit)
                 .await
             {
                 Ok(current) => return Ok(self.report(&current)),
@@ -1057,15 +1058,36 @@ impl Broker {
         Err(BrokerError::ConcurrencyError)
     }
 
+    /// The plan's `maximum_polling_duration` in seconds, if the catalog (active or not) still
+    /// has the plan; a catalog that cannot be read only skips the check.
+    async fn maximum_polling_duration(&self, instance: &Instance) -> Option<u64> {
+        let snapshot = match self.catalog_snapshot().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "catalog unreadable; maximum_polling_duration not checked");
+                return None;
+            }
+        };
+        snapshot
+            .catalog
+            .entry(&instance.service_id)
+            .and_then(|e| e.plan(&instance.plan_id))
+            .and_then(|p| p.maximum_polling_duration)
+    }
+
     /// Runs the lifecycle steps that can run now and records the result. A deprovision that
     /// finished removes the record.
     async fn advance_and_record(
         &self,
         orchestrator: &dyn Orchestrator,
         instance: Instance,
+        limit: Option<u64>,
     ) -> Result<Instance, StoreError> {
         let mut current = instance.clone();
         self.advance(orchestrator, &mut current).await;
+        if let Some(secs) = limit {
+            enforce_deadline(orchestrator, &mut current, secs).await;
+        }
         if current == instance {
             return Ok(current);
         }
@@ -1489,6 +1511,42 @@ fn check_maintenance_info(plan: &Plan, requested: Option<&str>) -> Result<(), Br
         None => Ok(()),
         Some(v) if plan.maintenance_info.as_ref().map(|m| m.version.as_str()) == Some(v) => Ok(()),
         Some(_) => Err(BrokerError::MaintenanceInfoConflict),
+    }
+}
+
+/// Fails an operation that outlived the plan's `maximum_polling_duration` (osb.md §6.3): the
+/// platform considers it failed anyway, so the broker says so and cancels what still runs.
+async fn enforce_deadline(orchestrator: &dyn Orchestrator, instance: &mut Instance, secs: u64) {
+    let Some(op) = instance.operation.as_mut() else {
+        return;
+    };
+    let limit = time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
+    if !op.in_progress() || OffsetDateTime::now_utc() - op.started_at < limit {
+        return;
+    }
+    match orchestrator
+        .running_execution(&instance.deployment_id)
+        .await
+    {
+        Ok(Some(execution)) => {
+            if let Err(e) = orchestrator.cancel_execution(&execution).await {
+                tracing::warn!(error = %e, %execution, "could not cancel an overdue execution");
+            }
+        }
+        Ok(None) | Err(OrchestratorError::NotFound(_)) => {}
+        Err(e) => tracing::warn!(error = %e, "could not look for an overdue execution"),
+    }
+    tracing::warn!(
+        kind = op.kind.as_str(),
+        secs,
+        "operation overran maximum_polling_duration"
+    );
+    op.fail(format!(
+        "The {} did not finish within the plan's maximum_polling_duration of {secs} seconds.",
+        op.kind.as_str()
+    ));
+    if let Some(state) = settled_state(op) {
+        instance.state = state;
     }
 }
 

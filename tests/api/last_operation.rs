@@ -147,3 +147,40 @@ async fn without_cloudify_a_running_operation_answers_503() {
     let a = without.last_operation("i1", None).await;
     a.assert_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable");
 }
+
+#[tokio::test]
+async fn an_operation_past_the_plans_maximum_polling_duration_fails_and_is_cancelled() {
+    use cloudify_osb::domain::instance::InstanceState;
+    use cloudify_osb::domain::ports::Store;
+    let h = Harness::new();
+    let o = h.mariadb().await;
+    let mut catalog = h.store.catalog().await.unwrap();
+    catalog.entries[0].service.plans[0].maximum_polling_duration = Some(600);
+    h.store.put_catalog_entries(&catalog.entries).await.unwrap();
+    h.provision("i1", &o).await;
+    let a = h.last_operation("i1", None).await;
+    assert_eq!(a.json["state"], "in progress", "within the limit");
+    let mut i = h.instance("i1").await.unwrap();
+    if let Some(op) = i.operation.as_mut() {
+        op.started_at -= time::Duration::hours(1);
+    }
+    h.store.update_instance(&i).await.unwrap();
+    let a = h.last_operation("i1", None).await;
+    a.assert_status(StatusCode::OK);
+    assert_eq!(a.json["state"], "failed");
+    assert!(
+        a.description().contains("maximum_polling_duration"),
+        "{}",
+        a.text
+    );
+    assert!(
+        h.cloudify
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("cancel_execution"))
+    );
+    assert_eq!(
+        h.instance("i1").await.unwrap().state,
+        InstanceState::ProvisionFailed
+    );
+}
