@@ -992,7 +992,11 @@ mod through_the_broker {
     }
 
     fn cli(args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_cloudify-osb"))
+        // `$CLOUDIFY_OSB_BIN` wins, as in tests/e2e: checkouts sharing a target dir
+        // overwrite each other's binaries.
+        let bin = std::env::var("CLOUDIFY_OSB_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cloudify-osb").to_owned());
+        let out = Command::new(bin)
             .args(args)
             .output()
             .expect("the cloudify-osb binary runs");
