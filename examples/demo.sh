@@ -15,7 +15,8 @@
 #   --keep-running  leave the broker (and what it needs) up afterwards, print how to talk to
 #                   it, and stop everything on Ctrl-C.
 # Environment: MARIADB_URL=mysql://USER[:PASSWORD]@HOST:PORT uses that server (an account
-# that may create databases and users); CARGO_TARGET_DIR as for cargo.
+# that may create databases and users); TESTS_FORCE_OWN_SERVICES=1 starts a private MariaDB
+# even when one answers on 3306; CARGO_TARGET_DIR as for cargo.
 # Exit status: 0 when every step passed, 1 otherwise.
 set -uo pipefail
 
@@ -131,10 +132,11 @@ mariadb_answers() {
   mariadb --no-defaults -h127.0.0.1 -P3306 -uroot --connect-timeout=3 -e 'SELECT 1' >/dev/null 2>&1
 }
 if [ -z "${MARIADB_URL:-}" ]; then
-  if mariadb_answers; then
+  # TESTS_FORCE_OWN_SERVICES=1 (as for tests/run) takes the install path even when one answers.
+  if [ "${TESTS_FORCE_OWN_SERVICES:-0}" != 1 ] && mariadb_answers; then
     MARIADB_URL=mysql://root@127.0.0.1:3306
   elif [ "$(id -u)" = 0 ]; then
-    echo "    no MariaDB answers on 127.0.0.1:3306: starting a private one (tests/services/mariadb.sh)"
+    echo "    starting a private MariaDB on a free port (tests/services/mariadb.sh)"
     TEST_STATE=$state TESTS_FORCE_OWN_SERVICES=1 bash "$top/tests/services/mariadb.sh" start \
       || { echo "demo: could not install or start MariaDB" >&2; exit 1; }
     started_mariadb=1
