@@ -5,8 +5,9 @@ Phases (argv[1]):
   setup    TAG   MariaDB database and admin user, OpenBao mounts, admin password and binder
                  config, the simulator blueprint, and the Secrets Manager secrets on moto;
                  prints `export K=V` lines for the functions' environment.
-  run      TAG URL  catalog → provision → poll → get instance → bind → log in with the
-                 credentials → get binding → unbind → the login fails → deprovision → poll.
+  run      TAG URL  catalog → provision → poll → get instance → update (context) → bind →
+                 log in with the credentials → binding last_operation → get binding →
+                 unbind → the login fails → deprovision → poll: every route's function.
   cleanup  TAG   removes what setup made (best effort).
 
 Talks only to the loopback servers named by the harness env (MARIADB_URL, VAULT_ADDR,
@@ -291,6 +292,12 @@ def run(tag, url):
     if reply.get("service_id") != ids["service_id"]:
         sys.exit(f"lambda e2e: get instance answered {reply}")
 
+    status, reply = b.call("update", "PATCH", f"/v2/service_instances/{instance}", {
+        "service_id": ids["service_id"],
+        "context": {"platform": "kubernetes", "namespace": "e2e-moved"},
+    }, {"accepts_incomplete": "true"})
+    expect(status, reply, 200, "update (context only)")
+
     status, reply = b.call("bind", "PUT",
                            f"/v2/service_instances/{instance}/service_bindings/{binding}",
                            {**ids, "context": {"platform": "kubernetes", "namespace": "e2e"}})
@@ -301,6 +308,13 @@ def run(tag, url):
     if login.returncode != 0 or login.stdout.strip() != f"{tag}-row":
         sys.exit(f"lambda e2e: the bound credentials do not log in: {login.stderr.strip()}")
     print("  credentials log in to MariaDB and read the instance's database")
+
+    status, reply = b.call("binding-last-operation", "GET",
+                           f"/v2/service_instances/{instance}/service_bindings/{binding}"
+                           "/last_operation", query=ids)
+    expect(status, reply, 200, "binding last_operation")
+    if reply.get("state") != "succeeded":
+        sys.exit(f"lambda e2e: binding last_operation answered {reply}")
 
     status, reply = b.call("get-binding", "GET",
                            f"/v2/service_instances/{instance}/service_bindings/{binding}")
@@ -326,7 +340,9 @@ def run(tag, url):
             sys.exit(f"lambda e2e: deprovision ended {state}")
     status, reply = b.call("get-instance", "GET", f"/v2/service_instances/{instance}")
     expect(status, reply, 404, "get instance after deprovision")
-    print(f"lambda e2e: lifecycle passed through {len(b.started)} functions")
+    if len(b.started) != 10:
+        sys.exit(f"lambda e2e: only {sorted(b.started)} were called")
+    print(f"lambda e2e: lifecycle passed through all {len(b.started)} route functions")
 
 
 def cleanup(tag):

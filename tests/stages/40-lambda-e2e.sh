@@ -4,7 +4,8 @@
 # with the functions' environment pointing at moto (DynamoDB and Secrets Manager), the
 # Cloudify simulator and OpenBao; creates the table, invokes the scheduled sync function,
 # sets the binder, then drives catalog → provision → poll → bind → unbind → deprovision
-# over HTTP (tests/lambda/lifecycle.py). Everything it makes carries a unique tag.
+# over HTTP through every route's function (tests/lambda/lifecycle.py). Everything it makes
+# carries a unique tag.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
