@@ -361,3 +361,82 @@ fn secrets_keep_only_the_settings_they_may_carry() {
     assert!(super::parse_secret(&super::BROKER_SECRET, "not json").is_err());
     assert!(super::parse_secret(&super::BROKER_SECRET, r#"{"BROKER_PASSWORD": 1}"#).is_err());
 }
+
+#[test]
+fn the_table_has_the_keys_indexes_ttl_recovery_and_encryption_of_the_dynamodb_store() {
+    let t = template();
+    let table = &resources(&t)["Table"];
+    assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+    let p = &table["Properties"];
+    let types: BTreeMap<String, String> = list(&p["AttributeDefinitions"])
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().expect("name").to_owned(),
+                a["AttributeType"].as_str().expect("type").to_owned(),
+            )
+        })
+        .collect();
+    // As `cloudify-osb store create-table` makes it (src/adapters/dynamodb/table.rs).
+    let expected: BTreeMap<String, String> = [
+        ("pk", "S"),
+        ("sk", "S"),
+        ("gsi1pk", "S"),
+        ("gsi1sk", "N"),
+        ("gsi2pk", "S"),
+        ("gsi2sk", "S"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(types, expected);
+    let keys = |v: &Value| -> Vec<(String, String)> {
+        list(v)
+            .iter()
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().expect("name").to_owned(),
+                    k["KeyType"].as_str().expect("type").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |h: &str, r: &str| {
+        vec![
+            (h.to_owned(), "HASH".to_owned()),
+            (r.to_owned(), "RANGE".to_owned()),
+        ]
+    };
+    assert_eq!(keys(&p["KeySchema"]), pair("pk", "sk"));
+    let indexes: BTreeMap<String, Vec<(String, String)>> = list(&p["GlobalSecondaryIndexes"])
+        .iter()
+        .map(|i| {
+            assert_eq!(i["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+            (
+                i["IndexName"].as_str().expect("index").to_owned(),
+                keys(&i["KeySchema"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        indexes,
+        BTreeMap::from([
+            ("gsi1".to_owned(), pair("gsi1pk", "gsi1sk")),
+            ("gsi2".to_owned(), pair("gsi2pk", "gsi2sk")),
+        ])
+    );
+    assert_eq!(
+        p["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some("ttl")
+    );
+    assert_eq!(
+        p["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+}
