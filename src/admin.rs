@@ -109,17 +109,20 @@ async fn set_binder(cmd: SetBinder) -> Result<(), StartupError> {
         .put_service_settings(&settings)
         .await
         .map_err(failed)?;
-    let known = store
-        .catalog()
-        .await
-        .map_err(failed)?
+    let catalog = store.catalog().await.map_err(failed)?;
+    let offerings: Vec<_> = catalog
         .entries
         .iter()
-        .any(|e| e.blueprint_id == cmd.blueprint_id);
-    if !known {
+        .filter(|e| e.blueprint_id == cmd.blueprint_id)
+        .collect();
+    if offerings.is_empty() {
         eprintln!(
-            "note: blueprint {:?} is not in the catalog yet; the settings apply once a sync \
-             brings it in",
+            "note: blueprint {:?} is not in the catalog yet; the settings apply once a sync brings it in",
+            cmd.blueprint_id
+        );
+    } else if offerings.iter().any(|e| !e.service.bindable) {
+        eprintln!(
+            "note: the offering of blueprint {:?} becomes bindable at the next catalog sync (`cloudify-osb sync`, or serve's --sync-interval)",
             cmd.blueprint_id
         );
     }

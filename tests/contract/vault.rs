@@ -1177,4 +1177,83 @@ mod through_the_broker {
         }
         fx.cleanup().await;
     }
+
+    #[tokio::test]
+    async fn a_sealed_vault_makes_the_brokers_bind_fail_as_vault_unavailable_and_keeps_no_record() {
+        let bao = own_bao().await;
+        let fx = Fx::on(&bao.addr, &bao.token).await;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let cloudify = Arc::new(FakeCloudify {
+            outputs: fx.outputs(),
+        });
+        // Settings before the sync: the sync makes offerings with a binder bindable.
+        store.put_service_settings(&fx.settings).await.unwrap();
+        sync_catalog(
+            cloudify.as_ref(),
+            store.as_ref(),
+            &DEFAULT_ID_NAMESPACE,
+            "default_tenant",
+        )
+        .await
+        .unwrap();
+        let entry = store.catalog().await.unwrap().entries.remove(0);
+        let plan_id = entry.service.plans[0].id.clone();
+        let mut inst = instance("inst-1");
+        inst.service_id = entry.service.id.clone();
+        inst.plan_id = plan_id.clone();
+        store.create_instance(&inst).await.unwrap();
+        let mut binders = BinderRegistry::new();
+        let mut vs = VaultSettings::new(bao.addr.clone(), SecretString::from(bao.token.clone()));
+        vs.kv_mount = fx.kv();
+        vs.name_prefix = fx.tag.clone();
+        binders.register(Arc::new(VaultBinder::new(vs).unwrap()));
+        let broker = Broker::new(
+            store.clone(),
+            Some(cloudify.clone() as Arc<dyn Orchestrator>),
+            binders,
+            BrokerSettings::default(),
+        );
+
+        bao.cli(&["operator", "seal"]);
+        let id = BindingId::parse("bind-1").unwrap();
+        let err = broker
+            .bind(
+                &inst.id,
+                &id,
+                BindRequest {
+                    service_id: Some(entry.service.id.clone()),
+                    plan_id: Some(plan_id.clone()),
+                    context: None,
+                    bind_resource: None,
+                    app_guid: None,
+                    parameters: None,
+                    predecessor_binding_id: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                cloudify_osb::domain::broker::BrokerError::DependencyUnavailable {
+                    dependency: cloudify_osb::domain::error::Dependency::Vault,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            store.binding(&inst.id, &id).await.unwrap().is_none(),
+            "the failed bind left no binding record"
+        );
+        bao.cli(&["operator", "unseal", &bao.unseal_key]);
+        assert!(fx.db.users_with_prefix(&fx.tag).is_empty());
+        assert_eq!(
+            fx.bao
+                .status(&format!("{}/metadata/instances/inst-1", fx.kv()))
+                .await,
+            404
+        );
+        fx.cleanup().await;
+    }
 }
