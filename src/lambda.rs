@@ -221,9 +221,9 @@ pub static VAULT_SECRET: SecretSource = SecretSource {
 /// Reads the secrets of `sources` whose ARN env var is set; a secret that cannot be read is
 /// logged and skipped, so that the settings it carries stay missing and their routes answer
 /// 503 naming the dependency.
-async fn read_secrets(sources: &[&SecretSource]) -> BTreeMap<&'static str, SecretString> {
+async fn read_secrets(sources: &[&'static SecretSource]) -> BTreeMap<&'static str, SecretString> {
     let mut out = BTreeMap::new();
-    let wanted: Vec<(&SecretSource, String)> = sources
+    let wanted: Vec<(&'static SecretSource, String)> = sources
         .iter()
         .filter_map(|s| {
             std::env::var(s.arn_env)
@@ -237,12 +237,28 @@ async fn read_secrets(sources: &[&SecretSource]) -> BTreeMap<&'static str, Secre
     }
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_secretsmanager::Client::new(&config);
+    // Read in parallel, each bounded: init as a whole has 10 s.
+    let mut reads = tokio::task::JoinSet::new();
     for (source, arn) in wanted {
-        let call = client.get_secret_value().secret_id(&arn).send();
-        let reply = match tokio::time::timeout(INIT_CALL_TIMEOUT * 2, call).await {
+        let client = client.clone();
+        reads.spawn(async move {
+            let call = client.get_secret_value().secret_id(arn).send();
+            (source, tokio::time::timeout(INIT_CALL_TIMEOUT, call).await)
+        });
+    }
+    while let Some(joined) = reads.join_next().await {
+        let Ok((source, result)) = joined else {
+            tracing::error!("a secret read panicked");
+            continue;
+        };
+        let reply = match result {
             Ok(Ok(reply)) => reply,
             Ok(Err(e)) => {
-                tracing::error!(secret = source.arn_env, error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&e), "cannot read secret");
+                tracing::error!(
+                    secret = source.arn_env,
+                    error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&e),
+                    "cannot read secret"
+                );
                 continue;
             }
             Err(_) => {
