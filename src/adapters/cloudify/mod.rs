@@ -107,10 +107,21 @@ impl CloudifyOrchestrator {
         query: &[(&str, &str)],
         what: &str,
     ) -> Result<T, OrchestratorError> {
+        self.get_with(segments, query, what, Retry::Idempotent)
+            .await
+    }
+
+    async fn get_with<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        what: &str,
+        retry: Retry,
+    ) -> Result<T, OrchestratorError> {
         let url = self.transport.url(segments, query);
         let reply = self
             .transport
-            .send::<()>(Method::GET, url, None, Retry::Idempotent)
+            .send::<()>(Method::GET, url, None, retry)
             .await?;
         if reply.status.is_success() {
             decode(&reply, what)
@@ -119,8 +130,13 @@ impl CloudifyOrchestrator {
         }
     }
 
-    async fn fetch_version(&self) -> Result<(String, ManagerVersion), OrchestratorError> {
-        let v: wire::Version = self.get(&["version"], &[], "GET /version").await?;
+    async fn fetch_version(
+        &self,
+        retry: Retry,
+    ) -> Result<(String, ManagerVersion), OrchestratorError> {
+        let v: wire::Version = self
+            .get_with(&["version"], &[], "GET /version", retry)
+            .await?;
         let parsed = ManagerVersion::parse(&v.version).unwrap_or_else(|| {
             tracing::warn!(version = %v.version, "unparsable Cloudify version; assuming the newest behaviour");
             ManagerVersion::NEWEST
@@ -131,7 +147,7 @@ impl CloudifyOrchestrator {
     async fn version(&self) -> Result<ManagerVersion, OrchestratorError> {
         self.version
             .get_or_try_init(|| async {
-                let (raw, v) = self.fetch_version().await?;
+                let (raw, v) = self.fetch_version(Retry::Idempotent).await?;
                 tracing::info!(version = %raw, "Cloudify manager version");
                 Ok(v)
             })
@@ -191,8 +207,9 @@ impl CloudifyOrchestrator {
 
 #[async_trait]
 impl Orchestrator for CloudifyOrchestrator {
+    /// One attempt, no retries: readiness probes want a quick answer.
     async fn ping(&self) -> Result<String, OrchestratorError> {
-        let (raw, parsed) = self.fetch_version().await?;
+        let (raw, parsed) = self.fetch_version(Retry::Once).await?;
         let _ = self.version.set(parsed);
         Ok(raw)
     }
@@ -583,6 +600,9 @@ mod tests {
         assert!(matches!(e, OrchestratorError::Unavailable(_)), "{e:?}");
         assert_eq!(o.round_trips(), 3);
         assert!(started.elapsed() < Duration::from_secs(5));
+        // Readiness (ping) answers after one attempt.
+        assert!(o.ping().await.is_err());
+        assert_eq!(o.round_trips(), 4);
     }
 
     #[test]
