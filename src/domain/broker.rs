@@ -1578,9 +1578,19 @@ async fn step(orchestrator: &dyn Orchestrator, deployment_id: &str, op: &mut Ope
                     op.advance(Phase::Install, Some(execution));
                     op.description = Some("installing".into());
                 }
-                Err(E::EnvironmentPending | E::Busy) => {
+                Err(E::EnvironmentPending) => {
                     op.description = Some("creating the deployment environment".into());
                 }
+                // The environment is ready and something runs: our own install whose start
+                // answer was lost (POST /executions is never resent). Adopt it rather than
+                // start a second one once it ends.
+                Err(E::Busy) => match orchestrator.running_execution(deployment_id).await {
+                    Ok(Some(execution)) => {
+                        op.advance(Phase::Install, Some(execution));
+                        op.description = Some("installing".into());
+                    }
+                    _ => op.description = Some("waiting for a running Cloudify execution".into()),
+                },
                 Err(E::EnvironmentFailed(m) | E::InvalidInput(m) | E::Rejected(m)) => op.fail(m),
                 Err(E::NotFound(_)) => op.fail("the Cloudify deployment no longer exists"),
                 Err(e) => transient(&e),
@@ -1663,6 +1673,16 @@ async fn step(orchestrator: &dyn Orchestrator, deployment_id: &str, op: &mut Ope
                 Err(E::EnvironmentFailed(_) | E::NotFound(_)) => {
                     op.advance(Phase::Delete, None);
                     Next::Again
+                }
+                // Nothing ran when the Cancel phase ended: this is our own uninstall whose
+                // start answer was lost. Wait for it instead of starting another.
+                Err(E::Busy) => {
+                    if let Ok(Some(execution)) = orchestrator.running_execution(deployment_id).await
+                    {
+                        op.advance(Phase::Uninstall, Some(execution));
+                        op.description = Some("uninstalling".into());
+                    }
+                    Next::Wait
                 }
                 Err(E::InvalidInput(m) | E::Rejected(m)) => {
                     op.fail(format!("uninstall could not start: {m}"));
@@ -1804,6 +1824,30 @@ mod tests {
         let mut op = provision_op();
         run(&s, &mut op).await;
         assert_eq!(op.phase, Phase::CreateEnvironment);
+        assert!(op.in_progress());
+    }
+
+    #[tokio::test]
+    async fn an_install_whose_start_answer_was_lost_is_adopted_not_started_twice() {
+        let s = Script::default();
+        s.start.lock().unwrap().push(Err(OrchestratorError::Busy));
+        s.running.lock().unwrap().push(Ok(Some("e-lost".into())));
+        let mut op = provision_op();
+        run(&s, &mut op).await;
+        assert_eq!(op.phase, Phase::Install);
+        assert_eq!(op.execution_id.as_deref(), Some("e-lost"));
+        assert!(op.in_progress());
+    }
+
+    #[tokio::test]
+    async fn an_uninstall_whose_start_answer_was_lost_is_waited_for() {
+        let s = Script::default();
+        s.start.lock().unwrap().push(Err(OrchestratorError::Busy));
+        s.running.lock().unwrap().push(Ok(Some("u-lost".into())));
+        let mut op = Operation::start(OperationKind::Deprovision, Phase::Uninstall, None);
+        run(&s, &mut op).await;
+        assert_eq!(op.phase, Phase::Uninstall);
+        assert_eq!(op.execution_id.as_deref(), Some("u-lost"));
         assert!(op.in_progress());
     }
 
