@@ -199,6 +199,22 @@ pub struct MaintenanceInfoRequest {
     pub description: Option<String>,
 }
 
+/// An optional JSON object field: serde's derived struct would also take an array (`[v, d]`)
+/// as the struct's fields in order, which the spec's object does not allow.
+fn object_or_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        v @ Value::Object(_) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        _ => Err(serde::de::Error::custom("expected a JSON object")),
+    }
+}
+
 /// Body of `PUT /v2/service_instances/:instance_id` (route `provision`, spec "Provisioning").
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ProvisionRequest {
@@ -210,7 +226,7 @@ pub struct ProvisionRequest {
     pub context: Option<Map<String, Value>>,
     #[serde(default)]
     pub parameters: Option<Map<String, Value>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub maintenance_info: Option<MaintenanceInfoRequest>,
 }
 
@@ -244,7 +260,7 @@ pub struct UpdateRequest {
     pub context: Option<Map<String, Value>>,
     #[serde(default)]
     pub parameters: Option<Map<String, Value>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub maintenance_info: Option<MaintenanceInfoRequest>,
     #[serde(default)]
     pub previous_values: Option<Map<String, Value>>,
@@ -2038,5 +2054,34 @@ mod tests {
         let h = |m| binding_request_hash(&s, &p, m, None, None, None);
         assert_eq!(h(&a), h(&b));
         assert_ne!(h(&a), h(&c));
+    }
+}
+
+#[cfg(test)]
+mod request_shape_tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_info_given_as_an_array_is_refused() {
+        let body = serde_json::json!({
+            "service_id": "s", "plan_id": "p", "organization_guid": "o", "space_guid": "s",
+            "maintenance_info": [null, null]
+        });
+        assert!(serde_json::from_value::<ProvisionRequest>(body).is_err());
+        let body = serde_json::json!({"service_id": "s", "maintenance_info": ["1.0.0"]});
+        assert!(serde_json::from_value::<UpdateRequest>(body).is_err());
+    }
+
+    #[test]
+    fn maintenance_info_as_an_object_or_null_is_read() {
+        let body = serde_json::json!({
+            "service_id": "s", "plan_id": "p", "organization_guid": "o", "space_guid": "s",
+            "maintenance_info": {"version": "1.0.0"}
+        });
+        let req: ProvisionRequest = serde_json::from_value(body).unwrap();
+        assert_eq!(req.maintenance_version(), Some("1.0.0"));
+        let body = serde_json::json!({"service_id": "s", "maintenance_info": null});
+        let req: UpdateRequest = serde_json::from_value(body).unwrap();
+        assert!(req.maintenance_info.is_none());
     }
 }
