@@ -5,5 +5,6 @@
 mod cloudify;
 #[cfg(feature = "aws")]
 mod dynamodb;
+mod openapi;
 mod store;
 mod vault;

@@ -2,5 +2,6 @@
 //! binaries) against the real servers (DESIGN.md §8.4). One test binary; modules inside.
 
 mod catalog;
+mod hardening;
 mod lifecycle;
 mod readme;
