@@ -271,6 +271,47 @@ const EXPECTED: &[&str] = &[
     "put /v2/service_instances/{instance_id}/service_bindings/{binding_id}: adds parameter header:x-broker-api-request-identity",
     "get /v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation: adds parameter header:x-broker-api-request-identity",
     "get /v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation: adds parameter header:x-broker-api-originating-identity",
+    // The official file lacks maintenance_info on provision and update bodies (a known gap).
+    "patch /v2/service_instances/{instance_id} body: adds field maintenance_info",
+    "put /v2/service_instances/{instance_id} body: adds field maintenance_info",
+    // Rotation (osb.md §10): a bind with predecessor_binding_id may omit service_id/plan_id.
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} body: field plan_id optional (v2.17: required)",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} body: field service_id optional (v2.17: required)",
+    // Stricter answers: what the broker always sends is declared required.
+    "delete /v2/service_instances/{instance_id} 202: field operation required (v2.17: optional)",
+    "patch /v2/service_instances/{instance_id} 202: field operation required (v2.17: optional)",
+    "put /v2/service_instances/{instance_id} 202: field operation required (v2.17: optional)",
+    "get /v2/catalog 200: field services required (v2.17: optional)",
+    "get /v2/service_instances/{instance_id} 200: field plan_id required (v2.17: optional)",
+    "get /v2/service_instances/{instance_id} 200: field service_id required (v2.17: optional)",
+    "get /v2/service_instances/{instance_id}/service_bindings/{binding_id} 200: field credentials required (v2.17: optional)",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 200: field credentials required (v2.17: optional)",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 201: field credentials required (v2.17: optional)",
+    // Fields the broker may add: dashboard_url/operation on every instance answer (one
+    // response type), the binding's parameters (spec: fetch binding returns them).
+    "delete /v2/service_instances/{instance_id} 202: adds field dashboard_url",
+    "patch /v2/service_instances/{instance_id} 200: adds field dashboard_url",
+    "patch /v2/service_instances/{instance_id} 200: adds field operation",
+    "put /v2/service_instances/{instance_id} 200: adds field operation",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 200: adds field parameters",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 201: adds field parameters",
+    // Fields the broker never sends: instance metadata (no labels/attributes kept), and the
+    // binding's syslog_drain_url, route_service_url, volume_mounts (no `requires` in the
+    // catalog); instance_usable/update_repeatable are for instances only (osb.md §6.3).
+    "patch /v2/service_instances/{instance_id} 202: field metadata missing",
+    "put /v2/service_instances/{instance_id} 200: field metadata missing",
+    "put /v2/service_instances/{instance_id} 202: field metadata missing",
+    "get /v2/service_instances/{instance_id}/service_bindings/{binding_id} 200: field route_service_url missing",
+    "get /v2/service_instances/{instance_id}/service_bindings/{binding_id} 200: field syslog_drain_url missing",
+    "get /v2/service_instances/{instance_id}/service_bindings/{binding_id} 200: field volume_mounts missing",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 200: field route_service_url missing",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 200: field syslog_drain_url missing",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 200: field volume_mounts missing",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 201: field route_service_url missing",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 201: field syslog_drain_url missing",
+    "put /v2/service_instances/{instance_id}/service_bindings/{binding_id} 201: field volume_mounts missing",
+    "get /v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation 200: field instance_usable missing",
+    "get /v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation 200: field update_repeatable missing",
 ];
 
 #[test]
