@@ -3,6 +3,8 @@
 //! so it may fault them; what is left in Cloudify is asserted through the simulator's
 //! inspection routes.
 
+// lifecycle.rs includes the same file privately; each module keeps its own copy.
+#[allow(clippy::duplicate_mod)]
 #[path = "../contract/cloudify/sim.rs"]
 mod sim;
 
