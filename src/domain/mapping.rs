@@ -1159,4 +1159,21 @@ mod tests {
         assert!(m.entry.presets.is_empty());
         assert!(m.warnings.is_empty());
     }
+
+    #[test]
+    fn the_metadata_schema_file_accepts_the_documented_block_and_rejects_a_nameless_plan() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../schemas/blueprint-metadata.schema.json"))
+                .unwrap();
+        let v = jsonschema::validator_for(&schema).unwrap();
+        let good = json!({
+            "displayName": "MariaDB",
+            "tags": ["mariadb"],
+            "maintenance_info": {"version": "1.4.0"},
+            "plans": [{"name": "small", "inputs": {"flavor": "m1.small"}, "free": true}]
+        });
+        assert!(v.is_valid(&good));
+        assert!(!v.is_valid(&json!({"plans": [{"description": "no name"}]})));
+        assert!(!v.is_valid(&json!({"maintenance_info": {}})));
+    }
 }

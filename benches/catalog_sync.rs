@@ -1,0 +1,251 @@
+//! Catalog sync at scale (BENCHMARKS.md, "Catalog sync"): N generated blueprints on a private
+//! `cloudify-sim`, synced twice into a fresh store through the real Cloudify adapter; prints
+//! time, store writes and entries written for the first and the repeated run, and the size
+//! of the served catalog document. Not part of `tests/run`.
+//!
+//! ```text
+//! cargo build --release -p cloudify-sim
+//! CLOUDIFY_SIM_BIN=$CARGO_TARGET_DIR/release/cloudify-sim BENCH_BLUEPRINTS=10000 \
+//!   cargo bench --bench catalog_sync            # BENCH_STORE=sqlite (default) or dynamodb
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use cloudify_osb::adapters::cloudify::{CloudifyConfig, CloudifyCredentials, CloudifyOrchestrator};
+use cloudify_osb::adapters::sqlite::SqliteStore;
+use cloudify_osb::domain::binding::Binding;
+use cloudify_osb::domain::catalog::{Catalog, CatalogEntry, ServiceSettings};
+use cloudify_osb::domain::error::StoreError;
+use cloudify_osb::domain::ids::{BindingId, DEFAULT_ID_NAMESPACE, InstanceId};
+use cloudify_osb::domain::instance::{Instance, InstanceState};
+use cloudify_osb::domain::mapping::Selection;
+use cloudify_osb::domain::ports::Store;
+use cloudify_osb::domain::snapshot::CatalogCache;
+use cloudify_osb::domain::sync::{SyncOptions, sync_catalog_with};
+
+/// Counts write calls and catalog entries written.
+struct Counting {
+    inner: Arc<dyn Store>,
+    writes: AtomicUsize,
+    entries: AtomicUsize,
+}
+
+impl Counting {
+    fn take(&self) -> (usize, usize) {
+        (
+            self.writes.swap(0, Ordering::SeqCst),
+            self.entries.swap(0, Ordering::SeqCst),
+        )
+    }
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for Counting {
+    async fn catalog_version(&self) -> Result<u64, StoreError> {
+        self.inner.catalog_version().await
+    }
+    async fn catalog(&self) -> Result<Catalog, StoreError> {
+        self.inner.catalog().await
+    }
+    async fn put_catalog_entries(&self, entries: &[CatalogEntry]) -> Result<u64, StoreError> {
+        self.wrote();
+        self.entries.fetch_add(entries.len(), Ordering::SeqCst);
+        self.inner.put_catalog_entries(entries).await
+    }
+    async fn service_settings(&self, b: &str) -> Result<Option<ServiceSettings>, StoreError> {
+        self.inner.service_settings(b).await
+    }
+    async fn all_service_settings(&self) -> Result<Vec<ServiceSettings>, StoreError> {
+        self.inner.all_service_settings().await
+    }
+    async fn put_service_settings(&self, s: &ServiceSettings) -> Result<(), StoreError> {
+        self.wrote();
+        self.inner.put_service_settings(s).await
+    }
+    async fn create_instance(&self, i: &Instance) -> Result<Instance, StoreError> {
+        self.wrote();
+        self.inner.create_instance(i).await
+    }
+    async fn instance(&self, id: &InstanceId) -> Result<Option<Instance>, StoreError> {
+        self.inner.instance(id).await
+    }
+    async fn update_instance(&self, i: &Instance) -> Result<Instance, StoreError> {
+        self.wrote();
+        self.inner.update_instance(i).await
+    }
+    async fn delete_instance(&self, id: &InstanceId, version: u64) -> Result<(), StoreError> {
+        self.wrote();
+        self.inner.delete_instance(id, version).await
+    }
+    async fn instances(&self, state: Option<InstanceState>) -> Result<Vec<Instance>, StoreError> {
+        self.inner.instances(state).await
+    }
+    async fn create_binding(&self, b: &Binding) -> Result<Binding, StoreError> {
+        self.wrote();
+        self.inner.create_binding(b).await
+    }
+    async fn binding(&self, i: &InstanceId, id: &BindingId) -> Result<Option<Binding>, StoreError> {
+        self.inner.binding(i, id).await
+    }
+    async fn update_binding(&self, b: &Binding) -> Result<Binding, StoreError> {
+        self.wrote();
+        self.inner.update_binding(b).await
+    }
+    async fn delete_binding(
+        &self,
+        i: &InstanceId,
+        id: &BindingId,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.wrote();
+        self.inner.delete_binding(i, id, version).await
+    }
+    async fn bindings_of(&self, i: &InstanceId) -> Result<Vec<Binding>, StoreError> {
+        self.inner.bindings_of(i).await
+    }
+    async fn bindings_due(&self, t: OffsetDateTime) -> Result<Vec<Binding>, StoreError> {
+        self.inner.bindings_due(t).await
+    }
+}
+
+/// The same blueprint shape as `tests/e2e/catalog.rs`: five inputs (one hidden), a range, an
+/// enum, a pattern; every 10th declares two plans in `metadata.osb`.
+fn fixture(i: usize) -> Value {
+    let mut metadata = json!({"owner": "bench"});
+    if i % 10 == 0 {
+        metadata["osb"] = json!({"tags": ["bench"], "plans": [
+            {"name": "small", "inputs": {"size": "small"}},
+            {"name": "large", "inputs": {"size": "large"}, "free": false}]});
+    }
+    json!({
+        "id": format!("bench-bp-{i:05}"),
+        "description": format!("Generated blueprint number {i}"),
+        "labels": [{"key": "tier", "value": "bench"}],
+        "plan": {
+            "inputs": {
+                "host": {"type": "string", "description": "Server host", "default": "127.0.0.1"},
+                "port": {"type": "integer", "default": 3306, "constraints": [{"in_range": [1, 65535]}]},
+                "size": {"type": "string", "default": "small", "constraints": [{"valid_values": ["small", "large"]}]},
+                "db_name": {"type": "string", "default": "app", "constraints": [{"pattern": "^[a-z_]+$"}]},
+                "admin_password": {"type": "string", "hidden": true, "default": {"get_secret": "pw"}}
+            },
+            "metadata": metadata
+        }
+    })
+}
+
+async fn open_store(kind: &str) -> Arc<dyn Store> {
+    match kind {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("catalog-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("bench dir");
+            let path = dir.join("bench.db");
+            let _ = std::fs::remove_file(&path);
+            Arc::new(SqliteStore::open(&path).expect("SQLite store"))
+        }
+        #[cfg(feature = "aws")]
+        "dynamodb" => {
+            let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+                .expect("AWS_ENDPOINT_URL_DYNAMODB (moto) for BENCH_STORE=dynamodb");
+            assert!(url.starts_with("http://127.0.0.1:"), "loopback moto only");
+            let table = format!("catalog-bench-{}", uuid::Uuid::new_v4().simple());
+            let s = cloudify_osb::adapters::dynamodb::DynamoStore::from_env(table).await;
+            s.create_table().await.expect("table");
+            Arc::new(s)
+        }
+        other => panic!("BENCH_STORE={other}: use sqlite or dynamodb"),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_BLUEPRINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let kind = std::env::var("BENCH_STORE").unwrap_or_else(|_| "sqlite".into());
+    let bin = std::env::var("CLOUDIFY_SIM_BIN").expect("CLOUDIFY_SIM_BIN");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for i in 0..n {
+        std::fs::write(
+            dir.path().join(format!("bp-{i:05}.json")),
+            fixture(i).to_string(),
+        )
+        .expect("fixture");
+    }
+    let mut child = Command::new(&bin)
+        .args(["--listen", "127.0.0.1:0", "--fixtures"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cloudify-sim starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("sim prints its address")
+            .expect("utf-8");
+        if let Some(u) = line.strip_prefix("cloudify-sim listening on ") {
+            break u.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    let mut config = CloudifyConfig::new(url);
+    config.credentials = CloudifyCredentials::Basic {
+        username: "admin".into(),
+        password: SecretString::from("admin"),
+    };
+    config.request_timeout = Duration::from_secs(120);
+    let page = config.page_size;
+    let orchestrator = CloudifyOrchestrator::new(config).expect("adapter");
+    let counting = Arc::new(Counting {
+        inner: open_store(&kind).await,
+        writes: AtomicUsize::new(0),
+        entries: AtomicUsize::new(0),
+    });
+    let options = SyncOptions {
+        namespace: DEFAULT_ID_NAMESPACE,
+        tenant: "default_tenant".into(),
+        selection: Selection::All,
+    };
+    println!("| store | blueprints | run | time | write calls | entries written |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for run in ["first", "repeated"] {
+        let started = Instant::now();
+        let report = sync_catalog_with(&orchestrator, counting.as_ref(), &options)
+            .await
+            .expect("sync");
+        let took = started.elapsed();
+        let (writes, entries) = counting.take();
+        assert_eq!(report.blueprints, n);
+        println!("| {kind} | {n} | {run} | {took:.2?} | {writes} | {entries} |");
+    }
+    let started = Instant::now();
+    let snapshot = CatalogCache::new()
+        .current(counting.as_ref())
+        .await
+        .expect("catalog");
+    let size = snapshot.document().body.len();
+    println!(
+        "catalog document: {} services, {size} bytes ({:.0} bytes per service), read and serialised in {:.2?}; blueprint pages of {page}",
+        snapshot.catalog.active_services().len(),
+        size as f64 / n as f64,
+        started.elapsed()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
