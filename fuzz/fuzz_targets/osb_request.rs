@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
     let header = parts.next().unwrap_or_default();
     let body = parts.next().unwrap_or_default().to_vec();
     let (sel, path) = first.split_first().map_or((0, &[][..]), |(s, p)| (*s, p));
-    let method = [Method::GET, Method::PUT, Method::PATCH, Method::DELETE][usize::from(sel % 4)].clone();
+    let method =
+        [Method::GET, Method::PUT, Method::PATCH, Method::DELETE][usize::from(sel % 4)].clone();
     let path = String::from_utf8_lossy(path);
     let uri = if path.starts_with('/') {
         path.into_owned()
