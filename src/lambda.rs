@@ -37,7 +37,13 @@ pub async fn serve(routes: &[Route]) -> Result<(), Error> {
     let access = Access::of_routes(routes);
     let config = init_config(access).await?;
     let broker = wiring::build_broker(&config).await?;
+    let warm_up_started = std::time::Instant::now();
     warm_up(&broker).await;
+    // bench/run reads this line to report init with and without the warm-up.
+    tracing::info!(
+        warm_up_us = warm_up_started.elapsed().as_micros() as u64,
+        "init done"
+    );
     let state = wiring::api_state(&config, broker)?;
     lambda_http::run(router(state, routes)).await
 }
