@@ -77,12 +77,15 @@ impl CatalogCache {
     }
 
     /// The current snapshot: one `catalog_version` read, plus one `catalog` read when the
-    /// version differs from the cached copy's. A store error is returned (never an empty
-    /// catalog).
+    /// version differs from the cached copy's; with nothing cached yet (a fresh process),
+    /// only the `catalog` read (it carries its version). A store error is returned (never an
+    /// empty catalog).
     pub async fn current(&self, store: &dyn Store) -> Result<Arc<CatalogSnapshot>, StoreError> {
-        let version = store.catalog_version().await?;
-        if let Some(s) = self.cached().filter(|s| s.catalog.version == version) {
-            return Ok(s);
+        if let Some(cached) = self.cached() {
+            let version = store.catalog_version().await?;
+            if cached.catalog.version == version {
+                return Ok(cached);
+            }
         }
         let catalog = store.catalog().await?;
         let fresh = Arc::new(CatalogSnapshot::new(catalog));
