@@ -34,6 +34,10 @@ pub enum Command {
     Service(crate::admin::ServiceArgs),
     /// The state store itself (create its table).
     Store(crate::store_admin::StoreArgs),
+    /// Service instances: list, show, purge a stuck one.
+    Instance(crate::ops::InstanceArgs),
+    /// Report (and with --fix repair) drift between the store, Cloudify and Vault.
+    Reconcile(crate::ops::ReconcileArgs),
 }
 
 /// Parses the command line and runs it.
@@ -44,6 +48,8 @@ pub async fn main() -> ExitCode {
         Command::Sync(config) => sync(*config).await,
         Command::Service(args) => crate::admin::run(args).await,
         Command::Store(args) => crate::store_admin::run(args).await,
+        Command::Instance(args) => crate::ops::run_instance(args).await,
+        Command::Reconcile(args) => crate::ops::run_reconcile(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,13 +64,15 @@ pub async fn main() -> ExitCode {
 /// `cloudify-osb serve`.
 pub async fn serve(config: Config) -> Result<(), wiring::StartupError> {
     telemetry::init(config.log_format);
-    if config.tls_cert.is_some() || config.tls_key.is_some() {
-        return Err(wiring::StartupError(
-            "--tls-cert/--tls-key are not supported by this build yet; terminate TLS in front \
-             of the broker"
-                .into(),
-        ));
-    }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(wiring::StartupError(
+                "--tls-cert and --tls-key go together".into(),
+            ));
+        }
+    };
     let broker = wiring::build_broker(&config).await?;
     let state = wiring::api_state(&config, broker)?;
     if let Some(every) = config.sync_interval {
@@ -77,11 +85,14 @@ pub async fn serve(config: Config) -> Result<(), wiring::StartupError> {
     let address = listener
         .local_addr()
         .map_err(|e| wiring::StartupError(e.to_string()))?;
-    tracing::info!(%address, store = %config.store, "cloudify-osb serving the OSB API");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| wiring::StartupError(format!("server failed: {e}")))?;
+    tracing::info!(%address, store = %config.store, tls = tls.is_some(), "cloudify-osb serving the OSB API");
+    match tls {
+        Some(acceptor) => crate::tls::serve(listener, acceptor, app, shutdown_signal()).await?,
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| wiring::StartupError(format!("server failed: {e}")))?,
+    }
     tracing::info!("cloudify-osb stopped");
     Ok(())
 }

@@ -19,6 +19,8 @@ pub mod domain;
 pub mod http;
 #[cfg(feature = "aws")]
 pub mod lambda;
+pub mod ops;
 pub mod store_admin;
 pub mod telemetry;
+pub mod tls;
 pub mod wiring;

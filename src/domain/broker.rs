@@ -697,7 +697,7 @@ impl Broker {
             deployment_id,
             blueprint_id: entry.blueprint_id.clone(),
             inputs,
-            labels: vec![("osb-instance".into(), id.to_string())],
+            labels: deployment_labels(id, req.context.as_ref()),
         };
         if let Err(e) = orchestrator.create_deployment(&spec).await {
             return Err(self.provision_create_failed(stored, e).await);
@@ -1486,6 +1486,37 @@ fn metadata_of(binding: &Binding) -> Option<BindingMetadata> {
 }
 
 /// An instance that other operations may work on: provisioned and not being changed.
+/// Labels of a new deployment (cloudify-api.md §5), so operators can find it from Cloudify's
+/// side: the instance ID, and the platform, namespace and cluster ID from the provision
+/// `context` when given. Values lose control characters and `"` and keep 256 characters.
+fn deployment_labels(
+    id: &InstanceId,
+    context: Option<&Map<String, Value>>,
+) -> Vec<(String, String)> {
+    let mut labels = vec![("osb-instance".to_owned(), id.to_string())];
+    let Some(context) = context else {
+        return labels;
+    };
+    for (field, key) in [
+        ("platform", "osb-platform"),
+        ("namespace", "osb-namespace"),
+        ("clusterid", "osb-cluster-id"),
+    ] {
+        let Some(value) = context.get(field).and_then(Value::as_str) else {
+            continue;
+        };
+        let clean: String = value
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"')
+            .take(256)
+            .collect();
+        if !clean.trim().is_empty() {
+            labels.push((key.to_owned(), clean));
+        }
+    }
+    labels
+}
+
 fn usable(instance: &Instance) -> Result<(), BrokerError> {
     match instance.state {
         InstanceState::Provisioned => Ok(()),
@@ -1816,6 +1847,25 @@ mod tests {
         async fn outputs(&self, _: &str) -> Result<Map<String, Value>, OrchestratorError> {
             Ok(Map::new())
         }
+    }
+
+    #[test]
+    fn deployment_labels_carry_the_platform_namespace_and_cluster_sanitised() {
+        let id = InstanceId::parse("inst-1").unwrap();
+        let ctx = serde_json::json!({
+            "platform": "kubernetes",
+            "namespace": "team\"a\u{7}",
+            "clusterid": "c".repeat(300),
+            "instance_name": "ignored",
+        });
+        let labels = deployment_labels(&id, ctx.as_object());
+        assert_eq!(labels[0], ("osb-instance".into(), "inst-1".into()));
+        assert_eq!(labels[1], ("osb-platform".into(), "kubernetes".into()));
+        assert_eq!(labels[2], ("osb-namespace".into(), "teama".into()));
+        assert_eq!(labels[3].0, "osb-cluster-id");
+        assert_eq!(labels[3].1.len(), 256);
+        assert_eq!(labels.len(), 4);
+        assert_eq!(deployment_labels(&id, None).len(), 1);
     }
 
     async fn run(script: &Script, op: &mut Operation) {

@@ -1257,3 +1257,48 @@ mod through_the_broker {
         fx.cleanup().await;
     }
 }
+
+/// `cloudify-osb reconcile` (issue 12) on OpenBao: a lease under the broker's role that no
+/// binding records (here: the store is empty) is reported, and revoked with `--fix`.
+#[tokio::test]
+async fn reconcile_finds_an_orphan_lease_and_fix_revokes_it() {
+    let fx = Fx::new().await;
+    let inst = instance("inst-orphan");
+    let (_bound, record) = fx.bind(&inst, "bind-orphan", &fx.outputs()).await.unwrap();
+    let lease = lease_id(&record);
+    assert!(fx.bao.lease_exists(&lease).await);
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("empty.db").display());
+    let bin = std::env::var("CLOUDIFY_OSB_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cloudify-osb").to_owned());
+    let run = |fix: bool| {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["reconcile", "--json", "--store", &store])
+            .args(["--vault-kv-mount", &fx.kv()])
+            .env_remove("CLOUDIFY_URL");
+        if fix {
+            cmd.arg("--fix");
+        }
+        let out = cmd.output().expect("the cloudify-osb binary runs");
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.success(), report)
+    };
+    let (clean, report) = run(false);
+    assert!(!clean, "drift exits non-zero: {report}");
+    assert_eq!(report["orphan_leases"], json!([lease]), "{report}");
+    assert!(
+        fx.bao.lease_exists(&lease).await,
+        "a report changes nothing"
+    );
+    let (clean, report) = run(true);
+    assert!(clean, "{report}");
+    assert_eq!(report["fixed"], json!([format!("revoked lease {lease}")]));
+    assert!(
+        !fx.bao.lease_exists(&lease).await,
+        "the orphan lease is revoked"
+    );
+    let (clean, report) = run(false);
+    assert!(clean && report["orphan_leases"] == json!([]), "{report}");
+    fx.cleanup().await;
+}

@@ -4,4 +4,5 @@
 mod catalog;
 mod hardening;
 mod lifecycle;
+mod ops;
 mod readme;

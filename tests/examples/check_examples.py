@@ -9,6 +9,9 @@
   the broker's UUIDv5 service and plan IDs, and the credential keys the binder returns for
   binder-config.json (schemas/binder-config.md; tests/stages/60-demo.sh compares the same
   set with a real bind).
+- examples/k8s/serve: `cloudify-osb serve` in the cluster: probes on /healthz and /readyz,
+  the Secret's settings are real setting names (DESIGN.md §3a) and point the store into the
+  PersistentVolumeClaim's mount, TLS files into the TLS volume, the Service reaches the port.
 - examples/events: one API Gateway event per OSB route and the scheduled sync event.
 - Inventory: every file under examples/ is used by one of these checks or by
   examples/demo.sh (which tests/stages/60-demo.sh runs); an unused file fails the stage.
@@ -388,6 +391,71 @@ def check_events() -> None:
 
 # ---------------------------------------------------------------- inventory
 
+# Setting names `serve` reads (DESIGN.md §3a).
+SERVE_SETTINGS = {
+    "BROKER_LISTEN", "BROKER_STORE", "BROKER_USERNAME", "BROKER_PASSWORD", "CLOUDIFY_URL",
+    "CLOUDIFY_UI_URL", "CLOUDIFY_TENANT", "CLOUDIFY_USERNAME", "CLOUDIFY_PASSWORD",
+    "CLOUDIFY_TOKEN", "CLOUDIFY_CA_CERT", "CLOUDIFY_INSECURE", "VAULT_ADDR", "VAULT_TOKEN",
+    "VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_KV_MOUNT", "BROKER_ID_NAMESPACE", "BROKER_CATALOG",
+    "BROKER_SYNC_INTERVAL", "BROKER_RENEW_INTERVAL", "BROKER_USERNAME_NEXT", "BROKER_PASSWORD_NEXT",
+    "BROKER_TLS_CERT", "BROKER_TLS_KEY", "BROKER_LOG_FORMAT",
+}
+
+
+def check_serve() -> None:
+    docs = {}
+    for f in sorted((K8S / "serve").glob("*.yaml")):
+        for d in load_yaml_docs(f):
+            docs[d.get("kind")] = d
+    check(set(docs) == {"Deployment", "Service", "PersistentVolumeClaim", "Secret"},
+          f"examples/k8s/serve: a Deployment, Service, PersistentVolumeClaim and Secret, not {sorted(docs)}")
+    dep, svc, pvc, sec = (docs.get(k, {}) for k in ("Deployment", "Service", "PersistentVolumeClaim", "Secret"))
+    if not (dep and svc and pvc and sec):
+        return
+    ns = dep["metadata"]["namespace"]
+    check(all(d["metadata"]["namespace"] == ns for d in (svc, pvc, sec)), "serve: one namespace")
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    check(c.get("args") == ["serve"], "serve: the container runs `cloudify-osb serve`")
+    check(dep["spec"].get("replicas") == 1 and dep["spec"].get("strategy", {}).get("type") == "Recreate",
+          "serve: one replica, Recreate (SQLite has one writer)")
+    settings = sec["stringData"]
+    check(set(settings) <= SERVE_SETTINGS, f"serve: unknown settings {sorted(set(settings) - SERVE_SETTINGS)}")
+    check({"BROKER_USERNAME", "BROKER_PASSWORD", "BROKER_STORE", "BROKER_LISTEN"} <= set(settings),
+          "serve: the Secret has the required settings")
+    check([e["secretRef"]["name"] for e in c.get("envFrom", [])] == [sec["metadata"]["name"]],
+          "serve: the container takes its settings from the Secret")
+    tls = "BROKER_TLS_CERT" in settings
+    scheme = "HTTPS" if tls else "HTTP"
+    probes = {p: c.get(p, {}).get("httpGet", {}) for p in ("livenessProbe", "readinessProbe")}
+    check(probes["livenessProbe"].get("path") == "/healthz", "serve: liveness probe on /healthz")
+    check(probes["readinessProbe"].get("path") == "/readyz", "serve: readiness probe on /readyz")
+    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    port = int(settings.get("BROKER_LISTEN", ":0").rsplit(":", 1)[1])
+    check(settings.get("BROKER_LISTEN", "").startswith("0.0.0.0:"), "serve: listens on every interface in the pod")
+    check(list(ports.values()) == [port], "serve: the container port is BROKER_LISTEN's")
+    for name, probe in probes.items():
+        check(probe.get("scheme", "HTTP") == scheme and ports.get(probe.get("port")) == port,
+              f"serve: {name} uses the broker's port and scheme")
+    target = svc["spec"]["ports"][0].get("targetPort")
+    check(target == port or ports.get(target) == port, "serve: the Service targets the broker's port")
+    check(svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items(),
+          "serve: the Service selects the Deployment's pods")
+    mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    data = [n for n, v in volumes.items()
+            if v.get("persistentVolumeClaim", {}).get("claimName") == pvc["metadata"]["name"]]
+    check(len(data) == 1 and data[0] in mounts, "serve: the PersistentVolumeClaim is mounted")
+    store = settings.get("BROKER_STORE", "")
+    check(bool(data) and store.startswith(f"sqlite:{mounts.get(data[0], '?')}/"),
+          "serve: the SQLite file lives on the PersistentVolumeClaim")
+    if tls:
+        secret_mounts = [mounts[n] for n, v in volumes.items() if "secret" in v and n in mounts]
+        for k in ("BROKER_TLS_CERT", "BROKER_TLS_KEY"):
+            check(any(settings.get(k, "").startswith(m + "/") for m in secret_mounts),
+                  f"serve: {k} is a file of a mounted Secret")
+
+
 def check_inventory() -> None:
     demo = EX / "demo.sh"
     demo_text = ""
@@ -416,6 +484,7 @@ def main() -> int:
         return 0
     check_vault_setup()
     check_k8s(bp, keys)
+    check_serve()
     check_events()
     check_inventory()
     for f in failures:

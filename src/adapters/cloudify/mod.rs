@@ -155,6 +155,63 @@ impl CloudifyOrchestrator {
             .copied()
     }
 
+    /// Every deployment ID in the tenant, all pages (`cloudify-osb reconcile`). Read-only.
+    pub async fn deployment_ids(&self) -> Result<Vec<String>, OrchestratorError> {
+        let size = self.page_size.to_string();
+        let mut offset: u64 = 0;
+        let mut out = Vec::new();
+        loop {
+            let offset_s = offset.to_string();
+            let page: wire::Page<Value> = self
+                .get(
+                    &["deployments"],
+                    &[
+                        ("_include", "id"),
+                        ("_sort", "id"),
+                        ("_size", size.as_str()),
+                        ("_offset", offset_s.as_str()),
+                    ],
+                    "GET /deployments",
+                )
+                .await?;
+            let total = page.total();
+            let n = page.items.len() as u64;
+            out.extend(
+                page.items
+                    .iter()
+                    .filter_map(|d| d.get("id").and_then(Value::as_str))
+                    .map(str::to_owned),
+            );
+            offset += n;
+            let more = match total {
+                Some(total) => n > 0 && offset < total,
+                None => n == u64::from(self.page_size),
+            };
+            if !more {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// A deployment's executions, newest first (at most 100), as Cloudify lists them
+    /// (`id`, `workflow_id`, `status`, `created_at`, `error`) for `cloudify-osb instance
+    /// show`. Read-only.
+    pub async fn executions(&self, deployment_id: &str) -> Result<Vec<Value>, OrchestratorError> {
+        let page: wire::Page<Value> = self
+            .get(
+                &["executions"],
+                &[
+                    ("deployment_id", deployment_id),
+                    ("_sort", "-created_at"),
+                    ("_size", "100"),
+                    ("_include", "id,workflow_id,status,created_at,error"),
+                ],
+                "GET /executions",
+            )
+            .await?;
+        Ok(page.items)
+    }
+
     /// The error text of the deployment's latest `create_deployment_environment` execution.
     async fn environment_error(&self, deployment_id: &str) -> Option<String> {
         let page: wire::Page<wire::Execution> = self

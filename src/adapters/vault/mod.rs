@@ -365,6 +365,42 @@ impl VaultBinder {
         Ok(())
     }
 
+    /// Every lease under the roles the broker created (one per instance recorded in its KV
+    /// mount), as full lease IDs, for `cloudify-osb reconcile`. Lists
+    /// `sys/leases/lookup/ENGINE/creds/ROLE/`, which needs a token with `sudo` on
+    /// `sys/leases/lookup/*` (docs/runbook.md). Read-only.
+    pub async fn broker_leases(&self) -> Result<Vec<String>, BinderError> {
+        let mut out = Vec::new();
+        let dir = format!("{}/metadata/instances/", self.kv_mount);
+        for key in self.vault.list(&dir).await? {
+            let instance_id = key.trim_end_matches('/');
+            if check_mount_path("key", instance_id).is_err() {
+                continue;
+            }
+            let Some(record) = self.instance_record(instance_id).await? else {
+                continue;
+            };
+            for engine in &record.engine_mounts {
+                let prefix = format!("{engine}/creds/{}", record.name);
+                for lease in self
+                    .vault
+                    .list(&format!("sys/leases/lookup/{prefix}/"))
+                    .await?
+                {
+                    if !lease.ends_with('/') {
+                        out.push(format!("{prefix}/{lease}"));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Revokes one lease by its full ID (`reconcile --fix`, `instance purge`).
+    pub async fn revoke_lease_id(&self, lease_id: &str) -> Result<(), BinderError> {
+        self.revoke_lease(lease_id).await
+    }
+
     async fn revoke_lease(&self, lease_id: &str) -> Result<(), BinderError> {
         self.vault
             .put("sys/leases/revoke", &json!({ "lease_id": lease_id }))
