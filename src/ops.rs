@@ -469,7 +469,7 @@ async fn purge_instance(
             })?;
         }
         cloudify
-            .delete_deployment(&instance.deployment_id)
+            .force_delete_deployment(&instance.deployment_id)
             .await
             .map_err(|e| {
                 StartupError(format!(

@@ -612,6 +612,9 @@ async fn serve_answers_over_https_with_a_self_signed_certificate() {
             "/CN=127.0.0.1",
             "-addext",
             "subjectAltName=IP:127.0.0.1",
+            // webpki refuses a CA certificate as a server's own.
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
         ])
         .arg("-keyout")
         .arg(&key)

@@ -212,6 +212,31 @@ impl CloudifyOrchestrator {
         Ok(page.items)
     }
 
+    /// Deletes a deployment even while it still has live nodes (`force=true`, 5.x+;
+    /// `ignore_live_nodes=true`, 4.x; each version ignores the other's parameter), for
+    /// `cloudify-osb instance purge --delete-deployment`. The resources the deployment
+    /// created are left as they are.
+    pub async fn force_delete_deployment(
+        &self,
+        deployment_id: &str,
+    ) -> Result<(), OrchestratorError> {
+        let url = self.transport.url(
+            &["deployments", deployment_id],
+            &[("force", "true"), ("ignore_live_nodes", "true")],
+        );
+        let reply = self
+            .transport
+            .send::<()>(Method::DELETE, url, None, Retry::Idempotent)
+            .await?;
+        if matches!(reply.status.as_u16(), 200 | 202 | 204) {
+            return Ok(());
+        }
+        match fault(&reply, Call::Other, "DELETE /deployments/{id}?force=true") {
+            OrchestratorError::NotFound(_) => Ok(()),
+            other => Err(other),
+        }
+    }
+
     /// The error text of the deployment's latest `create_deployment_environment` execution.
     async fn environment_error(&self, deployment_id: &str) -> Option<String> {
         let page: wire::Page<wire::Execution> = self
