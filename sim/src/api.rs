@@ -120,6 +120,12 @@ pub fn router(sim: Shared) -> Router {
             get(deployment_capabilities),
         )
         .route("/executions", get(executions_list).post(executions_post))
+        .route("/deployment-updates", get(updates_list))
+        .route("/deployment-updates/{id}", get(update_get))
+        .route(
+            "/deployment-updates/{id}/update/initiate",
+            post(update_initiate).put(update_initiate),
+        )
         .route(
             "/executions/{id}",
             get(execution_get).post(execution_action),
@@ -1404,4 +1410,143 @@ async fn execution_action(
         )
     })?;
     ok(StatusCode::OK, cancel_execution(&sim, &id, action)?)
+}
+
+// ---- Deployment updates (`/deployment-updates`) ----
+
+fn render_update(u: &crate::state::DeploymentUpdate) -> Value {
+    json!({
+        "id": u.id,
+        "deployment_id": u.deployment_id,
+        "state": u.state,
+        "execution_id": u.execution_id,
+        "old_blueprint_id": u.blueprint_id,
+        "new_blueprint_id": u.blueprint_id,
+        "old_inputs": u.old_inputs,
+        "new_inputs": u.new_inputs,
+        "steps": [],
+        "modified_entity_ids": {},
+        "deployment_plan": {},
+        "runtime_only_evaluation": false,
+        "created_at": u.created_at,
+        "tenant_name": TENANT,
+        "created_by": "admin",
+        "visibility": "tenant",
+        "private_resource": false,
+        "resource_availability": "tenant",
+    })
+}
+
+/// `POST` (client 5.x+) or `PUT` (older clients) `/deployment-updates/{id}/update/initiate`:
+/// an update that reuses a blueprint (`blueprint_id`, default the deployment's own) with new
+/// `inputs`; it starts the `update` workflow and answers the update record.
+async fn update_initiate(
+    State(sim): State<Shared>,
+    Path(dep_id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let body = parse_body(&body)?;
+    let given = match body.get("inputs") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "bad_parameters_error",
+                "inputs must be a dictionary",
+            ));
+        }
+    };
+    let now = Instant::now();
+    let mut st = sim.lock();
+    sim.tick(&mut st, now);
+    let d = st
+        .deployments
+        .iter()
+        .find(|d| d.id == dep_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("Deployment", &dep_id))?;
+    if let Some(Value::String(b)) = body.get("blueprint_id") {
+        if b != &d.blueprint.id && !st.blueprints.iter().any(|x| &x.fx.id == b) {
+            return Err(ApiError::not_found("Blueprint", b));
+        }
+    }
+    let mut new_inputs = d.given_inputs.clone();
+    new_inputs.extend(given);
+    validate_inputs(&d.blueprint.input_defs(), &new_inputs)
+        .map_err(|e| ApiError::bad(e.code, e.message))?;
+    let running: Vec<String> = st
+        .executions
+        .iter()
+        .filter(|e| e.deployment_id == dep_id && !e.status.is_ended())
+        .map(|e| e.id.clone())
+        .collect();
+    if !running.is_empty() {
+        return Err(ApiError::bad(
+            "existing_running_execution_error",
+            format!(
+                "The following executions are currently running for this deployment: {running:?}. To execute this workflow anyway, pass \"force=true\" as a query parameter to this request"
+            ),
+        ));
+    }
+    let update_id = format!("{dep_id}-{}", uuid::Uuid::new_v4());
+    let execution_id = sim.new_execution(
+        &mut st,
+        &dep_id,
+        &d.blueprint.id,
+        "update",
+        json!({"update_id": update_id}),
+        Status::Pending,
+        false,
+        None,
+        now,
+    );
+    let update = crate::state::DeploymentUpdate {
+        id: update_id,
+        deployment_id: dep_id,
+        execution_id,
+        state: "executing_workflow".into(),
+        blueprint_id: d.blueprint.id.clone(),
+        old_inputs: d.given_inputs.clone(),
+        new_inputs,
+        created_at: sim.ts(now),
+    };
+    let rendered = render_update(&update);
+    st.updates.push(update);
+    ok(StatusCode::OK, rendered)
+}
+
+/// `GET /deployment-updates/{id}`.
+async fn update_get(State(sim): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let mut st = sim.lock();
+    sim.tick(&mut st, Instant::now());
+    let u = st
+        .updates
+        .iter()
+        .find(|u| u.id == id)
+        .ok_or_else(|| ApiError::not_found("Deployment update", &id))?;
+    ok(StatusCode::OK, render_update(u))
+}
+
+/// `GET /deployment-updates` (optionally filtered by `deployment_id`).
+async fn updates_list(State(sim): State<Shared>, Query(q): Params) -> ApiResult {
+    let dep = q
+        .iter()
+        .find(|(k, _)| k == "deployment_id")
+        .map(|(_, v)| v.clone());
+    let rest: Vec<(String, String)> = q
+        .iter()
+        .filter(|(k, _)| k != "deployment_id")
+        .cloned()
+        .collect();
+    let p = parse_list(&sim, &rest)?;
+    let items = {
+        let mut st = sim.lock();
+        sim.tick(&mut st, Instant::now());
+        st.updates
+            .iter()
+            .filter(|u| dep.as_deref().is_none_or(|d| d == u.deployment_id))
+            .map(render_update)
+            .collect()
+    };
+    list_response(items, &p)
 }

@@ -235,6 +235,29 @@ pub struct State {
     pub tokens: Vec<Token>,
     /// Injected faults.
     pub faults: Faults,
+    /// Deployment updates, in creation order.
+    pub updates: Vec<DeploymentUpdate>,
+}
+
+/// A deployment update (`/deployment-updates`): new inputs applied by an `update` execution.
+#[derive(Clone, Debug)]
+pub struct DeploymentUpdate {
+    /// ID (`<deployment>-<uuid>`).
+    pub id: String,
+    /// Deployment ID.
+    pub deployment_id: String,
+    /// The `update` execution.
+    pub execution_id: String,
+    /// `executing_workflow`, then `successful` or `failed`.
+    pub state: String,
+    /// Blueprint before and after (the same: updates here reuse the blueprint).
+    pub blueprint_id: String,
+    /// Given inputs before the update.
+    pub old_inputs: Map<String, Value>,
+    /// Given inputs after the update (old ones with the new ones over them).
+    pub new_inputs: Map<String, Value>,
+    /// Creation time.
+    pub created_at: String,
 }
 
 /// The simulator: configuration, clock and state.
@@ -380,6 +403,14 @@ impl Sim {
         let dep_id = e.deployment_id.clone();
         let workflow = e.workflow_id.clone();
         let dry = e.is_dry_run;
+        let exec_id = e.id.clone();
+        if let Some(u) = st.updates.iter_mut().find(|u| u.execution_id == exec_id) {
+            u.state = if status == Status::Terminated {
+                "successful".into()
+            } else {
+                "failed".into()
+            };
+        }
         if status == Status::Terminated && !dry {
             match workflow.as_str() {
                 "delete_deployment_environment" => {
@@ -388,11 +419,32 @@ impl Sim {
                     return;
                 }
                 "install" => self.set_installed(st, &dep_id, true, &stamp),
+                "update" => self.apply_update(st, &dep_id, &stamp),
                 "uninstall" => self.set_installed(st, &dep_id, false, &stamp),
                 _ => {}
             }
         }
         self.dequeue(st, &dep_id, t);
+    }
+
+    /// A successful `update` execution: the deployment takes its update's new inputs.
+    fn apply_update(&self, st: &mut State, dep_id: &str, stamp: &str) {
+        let Some(u) = st
+            .updates
+            .iter()
+            .rev()
+            .find(|u| u.deployment_id == dep_id && u.state == "successful")
+            .cloned()
+        else {
+            return;
+        };
+        if let Some(d) = st.deployments.iter_mut().find(|d| d.id == dep_id) {
+            let mut inputs = d.inputs.clone();
+            inputs.extend(u.new_inputs.clone());
+            d.inputs = inputs;
+            d.given_inputs = u.new_inputs;
+            d.updated_at = stamp.to_string();
+        }
     }
 
     fn set_installed(&self, st: &mut State, dep_id: &str, installed: bool, stamp: &str) {

@@ -20,7 +20,7 @@ use super::catalog::{Plan, Service};
 use super::error::{BinderError, Dependency, OrchestratorError, StoreError};
 use super::ids::{BindingId, DEFAULT_ID_NAMESPACE, InstanceId, OperationId, PlanId, ServiceId};
 use super::instance::{Instance, InstanceState, request_hash};
-use super::operation::{Operation, OperationKind, OperationState, Phase};
+use super::operation::{Operation, OperationKind, OperationState, Phase, UpdateTarget};
 use super::params::SchemaKind;
 use super::ports::{
     BindContext, Binder, BinderRegistry, DeploymentSpec, ExecutionState, Orchestrator, Store,
@@ -437,6 +437,24 @@ pub fn osb_time(t: OffsetDateTime) -> String {
     )
 }
 
+/// Hash of an update request's effective fields (an identical resend gets the same
+/// operation).
+pub fn update_request_hash(req: &UpdateRequest) -> String {
+    let canonical = serde_json::json!([
+        req.service_id,
+        req.plan_id,
+        req.parameters,
+        req.maintenance_info
+            .as_ref()
+            .and_then(|m| m.version.as_deref()),
+        req.context,
+    ]);
+    Sha256::digest(canonical.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Hash of a bind request: service, plan, canonical parameters, bind resource, app GUID and
 /// predecessor. `context` is left out, as for instances.
 pub fn binding_request_hash(
@@ -799,21 +817,39 @@ impl Broker {
         cloudify_error(e)
     }
 
-    /// Route `update`. `plan_updateable` is false for now: plan changes, parameter changes
-    /// and maintenance upgrades answer 422 (spec: "the requested change is not supported");
-    /// a request without effect, or changing only `context`, answers 200 `{}`.
+    /// Route `update`: plan changes (the new plan's presets), parameter changes (validated
+    /// against the plan's update schema, merged over the current ones) and maintenance
+    /// upgrades run as a Cloudify deployment update, asynchronously (202 + operation); the
+    /// instance takes the new values only when it succeeds. A request without effect, or
+    /// changing only `context`, answers 200 `{}`. An identical resend while the update runs
+    /// answers 202 with the same operation; any other request then gets `ConcurrencyError`.
     #[tracing::instrument(skip_all, fields(instance_id = %id))]
     pub async fn update(
         &self,
         id: &InstanceId,
         req: UpdateRequest,
     ) -> Result<Reply<UpdateResponse>, BrokerError> {
+        let hash = update_request_hash(&req);
         for _ in 0..MAX_RETRIES {
             let Some(instance) = self.store.instance(id).await? else {
                 return Err(BrokerError::NotFound(format!(
                     "instance {id} does not exist"
                 )));
             };
+            if let Some(op) = &instance.operation {
+                if op.kind == OperationKind::Update && op.in_progress() {
+                    if op.request_hash.as_deref() == Some(hash.as_str()) {
+                        return Ok(Reply::new(
+                            Completion::Accepted,
+                            UpdateResponse {
+                                operation: Some(op.id.clone()),
+                                dashboard_url: None,
+                            },
+                        ));
+                    }
+                    return Err(BrokerError::ConcurrencyError);
+                }
+            }
             usable(&instance)?;
             if req.service_id != instance.service_id {
                 return Err(BrokerError::BadRequest(format!(
@@ -823,54 +859,74 @@ impl Broker {
             }
             let snapshot = self.catalog_snapshot().await?;
             let entry = snapshot.catalog.entry(&instance.service_id);
-            if let Some(plan_id) = &req.plan_id {
-                if let Some(entry) = entry {
-                    if entry.plan(plan_id).is_none() {
-                        return Err(BrokerError::BadRequest(format!(
-                            "plan_id {plan_id} is not a plan of service {}",
-                            entry.service.name
-                        )));
-                    }
-                }
-                if plan_id != &instance.plan_id {
-                    return Err(BrokerError::unprocessable(
-                        "UnsupportedChange",
-                        "The service plan of this instance cannot be changed.",
-                    ));
-                }
+            let plan_id = req
+                .plan_id
+                .clone()
+                .unwrap_or_else(|| instance.plan_id.clone());
+            let plan = entry.and_then(|e| e.plan(&plan_id));
+            if let (Some(entry), None) = (entry, plan) {
+                return Err(BrokerError::BadRequest(format!(
+                    "plan_id {plan_id} is not a plan of service {}",
+                    entry.service.name
+                )));
             }
-            if let Some(version) = req
+            let maintenance = match req
                 .maintenance_info
                 .as_ref()
                 .and_then(|m| m.version.as_deref())
             {
-                let plan = entry.and_then(|e| e.plan(&instance.plan_id));
+                Some(version) => {
+                    if let Some(plan) = plan {
+                        check_maintenance_info(plan, Some(version))?;
+                    }
+                    Some(version.to_owned())
+                }
+                None => instance.maintenance_info_version.clone(),
+            };
+            let mut parameters = instance.parameters.clone();
+            if let Some(given) = &req.parameters {
                 if let Some(plan) = plan {
-                    check_maintenance_info(plan, Some(version))?;
-                }
-                if instance.maintenance_info_version.as_deref() != Some(version) {
-                    return Err(BrokerError::unprocessable(
-                        "UnsupportedChange",
-                        "Maintenance upgrades of this instance are not supported yet.",
-                    ));
-                }
-            }
-            if let Some(parameters) = &req.parameters {
-                let plan_id = req.plan_id.as_ref().unwrap_or(&instance.plan_id);
-                if let Some(plan) = entry.and_then(|e| e.plan(plan_id)) {
                     snapshot
                         .validators
-                        .check(plan, SchemaKind::Update, parameters)
+                        .check(plan, SchemaKind::Update, given)
                         .map_err(BrokerError::BadRequest)?;
                 }
-                let unchanged = parameters
-                    .iter()
-                    .all(|(k, v)| instance.parameters.get(k) == Some(v));
-                if !unchanged {
+                parameters.extend(given.clone());
+            }
+            let changed = plan_id != instance.plan_id
+                || parameters != instance.parameters
+                || maintenance != instance.maintenance_info_version;
+            if changed {
+                let (Some(entry), Some(plan)) = (entry, plan) else {
                     return Err(BrokerError::unprocessable(
                         "UnsupportedChange",
-                        "Changing the parameters of an existing instance is not supported yet.",
+                        "The service of this instance is no longer in the catalog.",
                     ));
+                };
+                let allowed = if plan_id != instance.plan_id {
+                    entry.plan_updateable(plan)
+                } else {
+                    entry.service.plan_updateable
+                };
+                if !allowed {
+                    return Err(BrokerError::unprocessable(
+                        "UnsupportedChange",
+                        "This instance cannot be updated: the Cloudify manager or the plan does not allow it.",
+                    ));
+                }
+                let mut inputs = entry.presets.get(&plan_id).cloned().unwrap_or_default();
+                inputs.extend(parameters.clone());
+                let target = UpdateTarget {
+                    plan_id,
+                    parameters,
+                    maintenance_info_version: maintenance,
+                };
+                match self
+                    .start_update(instance, &req, hash.clone(), target, inputs)
+                    .await?
+                {
+                    Some(reply) => return Ok(reply),
+                    None => continue,
                 }
             }
             let context = req.context.clone().map(Value::Object);
@@ -886,6 +942,74 @@ impl Broker {
             }
         }
         Err(BrokerError::ConcurrencyError)
+    }
+
+    /// Claims the instance for an update, starts Cloudify's deployment update and records its
+    /// execution; a refused start gives the instance back unchanged. `None`: the record
+    /// changed meanwhile (the caller reads it again).
+    async fn start_update(
+        &self,
+        instance: Instance,
+        req: &UpdateRequest,
+        hash: String,
+        target: UpdateTarget,
+        inputs: Map<String, Value>,
+    ) -> Result<Option<Reply<UpdateResponse>>, BrokerError> {
+        let orchestrator = self.cloudify()?;
+        let mut claim = instance.clone();
+        claim.state = InstanceState::Updating;
+        if let Some(context) = &req.context {
+            claim.context = Some(Value::Object(context.clone()));
+        }
+        let mut op = Operation::start(OperationKind::Update, Phase::Update, Some(hash));
+        op.target = Some(target);
+        op.description = Some("starting the Cloudify deployment update".into());
+        claim.operation = Some(op);
+        let claimed = match self.store.update_instance(&claim).await {
+            Ok(c) => c,
+            Err(StoreError::Conflict) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let operation = claimed.operation.as_ref().map(|o| o.id.clone());
+        match orchestrator
+            .update_deployment(&claimed.deployment_id, &inputs)
+            .await
+        {
+            Ok(execution) => {
+                let mut current = claimed;
+                if let Some(op) = current.operation.as_mut() {
+                    op.advance(Phase::Update, Some(execution));
+                    op.description = Some("updating".into());
+                }
+                if let Err(e) = self.store.update_instance(&current).await {
+                    // The next poll adopts the deployment's running execution.
+                    tracing::warn!(error = %e, "could not record the update's execution");
+                }
+                Ok(Some(Reply::new(
+                    Completion::Accepted,
+                    UpdateResponse {
+                        operation,
+                        dashboard_url: None,
+                    },
+                )))
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "Cloudify did not start the deployment update");
+                let mut restored = instance;
+                restored.version = claimed.version;
+                if let Err(u) = self.store.update_instance(&restored).await {
+                    tracing::warn!(error = %u, "could not give the instance back after a refused update");
+                }
+                Err(match e {
+                    OrchestratorError::Busy => BrokerError::ConcurrencyError,
+                    OrchestratorError::InvalidInput(m) => BrokerError::BadRequest(m),
+                    OrchestratorError::Rejected(m) | OrchestratorError::NotFound(m) => {
+                        BrokerError::unprocessable("UnsupportedChange", m)
+                    }
+                    other => cloudify_error(other),
+                })
+            }
+        }
     }
 
     /// Route `deprovision`: revokes every binding, then cancels, uninstalls and deletes the
@@ -1138,6 +1262,15 @@ impl Broker {
             if let Some(state) = settled_state(op) {
                 instance.state = state;
             }
+            if !op.in_progress() {
+                if let Some(target) = op.target.take() {
+                    if op.state == OperationState::Succeeded {
+                        instance.plan_id = target.plan_id;
+                        instance.parameters = target.parameters;
+                        instance.maintenance_info_version = target.maintenance_info_version;
+                    }
+                }
+            }
         }
     }
 
@@ -1152,6 +1285,9 @@ impl Broker {
             }
             OperationState::Failed if op.kind == OperationKind::Deprovision => {
                 answer.instance_usable = Some(false);
+            }
+            OperationState::Failed if op.kind == OperationKind::Update => {
+                answer.instance_usable = Some(true);
             }
             _ => {}
         }
@@ -1651,6 +1787,16 @@ async fn step(orchestrator: &dyn Orchestrator, deployment_id: &str, op: &mut Ope
                 "update"
             };
             let Some(execution) = op.execution_id.clone() else {
+                if op.kind == OperationKind::Update {
+                    // The start answer was not recorded: adopt the deployment's running
+                    // execution, or report that the update never started.
+                    match orchestrator.running_execution(deployment_id).await {
+                        Ok(Some(execution)) => op.advance(Phase::Update, Some(execution)),
+                        Ok(None) => op.fail("the Cloudify deployment update did not start"),
+                        Err(e) => transient(&e),
+                    }
+                    return Next::Wait;
+                }
                 op.phase = Phase::CreateEnvironment;
                 return Next::Again;
             };

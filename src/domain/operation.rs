@@ -3,9 +3,10 @@
 //! Must not import adapter crates.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::ids::OperationId;
+use super::ids::{OperationId, PlanId};
 
 /// The OSB `state` of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +69,15 @@ pub enum Phase {
     Done,
 }
 
+/// The instance's plan, parameters and maintenance version after a successful update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateTarget {
+    pub plan_id: PlanId,
+    pub parameters: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_info_version: Option<String>,
+}
+
 /// One asynchronous operation, stored with its instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operation {
@@ -84,6 +94,9 @@ pub struct Operation {
     /// Hash of the request that started it (an identical resend gets the same operation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_hash: Option<String>,
+    /// What an update changes once it succeeds (plan, parameters, maintenance version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<UpdateTarget>,
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
     #[serde(
@@ -105,6 +118,7 @@ impl Operation {
             execution_id: None,
             description: None,
             request_hash,
+            target: None,
             started_at: OffsetDateTime::now_utc(),
             finished_at: None,
         }

@@ -158,6 +158,22 @@ pub trait Orchestrator: Send + Sync + 'static {
     async fn deployment_exists(&self, deployment_id: &str) -> Result<bool, OrchestratorError>;
     /// The deployment's evaluated outputs.
     async fn outputs(&self, deployment_id: &str) -> Result<Map<String, Value>, OrchestratorError>;
+    /// Whether the manager can update deployments in place (new inputs through the `update`
+    /// workflow); the catalog's `plan_updateable` follows it. Default: no.
+    async fn supports_updates(&self) -> bool {
+        false
+    }
+    /// Starts a deployment update with the same blueprint and these inputs (all of them, not
+    /// a difference); returns the ID of its `update` execution.
+    async fn update_deployment(
+        &self,
+        _deployment_id: &str,
+        _inputs: &Map<String, Value>,
+    ) -> Result<String, OrchestratorError> {
+        Err(OrchestratorError::Rejected(
+            "this orchestrator cannot update deployments".into(),
+        ))
+    }
 }
 
 /// Everything a binder gets to bind one binding. Borrowed per call: binders keep no

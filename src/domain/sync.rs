@@ -176,6 +176,7 @@ pub async fn sync_catalog_with(
     };
     let mut writes = Vec::new();
     let mut present = BTreeSet::new();
+    let updateable = orchestrator.supports_updates().await;
     for (bp, id) in blueprints.iter().zip(&ids) {
         let name = names.remove(id).unwrap_or_default();
         let mapped = map_blueprint(bp, name, namespace, tenant, settings.get(&bp.id));
@@ -183,7 +184,8 @@ pub async fn sync_catalog_with(
             tracing::warn!(blueprint_id = %bp.id, warning = %w, "catalog mapping");
         }
         report.warnings.extend(mapped.warnings);
-        let entry = mapped.entry;
+        let mut entry = mapped.entry;
+        entry.service.plan_updateable = updateable;
         present.insert(entry.service.id.clone());
         match existing.get(&entry.service.id) {
             Some(old) if **old == entry => report.unchanged += 1,

@@ -231,6 +231,7 @@ pub mod data {
                 execution_id: Some("exec-42".into()),
                 description: Some("install failed: node 'db' — timeout".into()),
                 request_hash: Some("cd".repeat(32)),
+                target: None,
                 started_at: at("2026-11-29T10:00:00.000000001+02:00"),
                 finished_at: Some(at("2026-11-29T10:05:59.999999999Z")),
             }),

@@ -5,7 +5,7 @@
 //! left behind in Cloudify — also while the simulator answers 500s and slowly.
 
 #[path = "../contract/cloudify/sim.rs"]
-mod sim;
+pub(crate) mod sim;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ fn free_port() -> u16 {
 }
 
 /// A running `cloudify-osb serve`, killed on drop.
-struct Broker {
+pub(crate) struct Broker {
     url: String,
     child: Child,
     store: String,
@@ -119,12 +119,12 @@ impl Broker {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("serve.log")).unwrap_or_default()
     }
 
     /// `cloudify-osb sync` on the same store; returns its report line.
-    fn sync(&self) -> String {
+    pub(crate) fn sync(&self) -> String {
         let out = Command::new(broker_bin())
             .arg("sync")
             .args(cloudify_args(&self.store, &self.cloudify_url))
@@ -140,7 +140,7 @@ impl Broker {
         stdout
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -168,7 +168,7 @@ impl Broker {
         body["services"].as_array().cloned().unwrap_or_default()
     }
 
-    async fn service(&self, name: &str) -> (String, String) {
+    pub(crate) async fn service(&self, name: &str) -> (String, String) {
         let services = self.catalog().await;
         let s = services
             .iter()
@@ -180,7 +180,7 @@ impl Broker {
         )
     }
 
-    async fn provision(
+    pub(crate) async fn provision(
         &self,
         id: &str,
         service: &(String, String),
@@ -214,7 +214,7 @@ impl Broker {
 
     /// Polls last_operation until it leaves `in progress`; every answer must be 200 (or 410
     /// once a deprovision finished). Returns the final state and description.
-    async fn wait(&self, id: &str, operation: Option<&str>) -> (String, String) {
+    pub(crate) async fn wait(&self, id: &str, operation: Option<&str>) -> (String, String) {
         let mut path = format!("/v2/service_instances/{id}/last_operation");
         if let Some(op) = operation {
             path.push_str(&format!("?operation={op}"));
@@ -242,7 +242,7 @@ impl Broker {
     }
 
     /// Deprovisions and polls to the end; asserts success (succeeded or 410).
-    async fn remove(&self, id: &str, service: &(String, String)) {
+    pub(crate) async fn remove(&self, id: &str, service: &(String, String)) {
         let (status, body) = self.deprovision(id, service).await;
         assert!(
             status == StatusCode::ACCEPTED || status == StatusCode::OK,
@@ -265,7 +265,7 @@ impl Broker {
     }
 }
 
-async fn start(version: &str) -> (Sim, Broker) {
+pub(crate) async fn start(version: &str) -> (Sim, Broker) {
     let fixtures = repo().join("sim/fixtures");
     let sim = Sim::start_with(
         version,
@@ -280,7 +280,7 @@ async fn start(version: &str) -> (Sim, Broker) {
     (sim, broker)
 }
 
-async fn assert_nothing_left(sim: &Sim, prefix: &str) {
+pub(crate) async fn assert_nothing_left(sim: &Sim, prefix: &str) {
     let left = sim.deployment_ids(prefix).await;
     assert!(
         left.is_empty(),

@@ -6,3 +6,4 @@ mod hardening;
 mod lifecycle;
 mod ops;
 mod readme;
+mod update;

@@ -243,6 +243,17 @@ impl ManagerVersion {
         Some(Self::new(major, minor, patch))
     }
 
+    /// Deployment updates with an existing blueprint and new inputs (4.3+: every version
+    /// this adapter supports).
+    pub fn deployment_updates(self) -> bool {
+        self >= Self::new(4, 3, 0)
+    }
+
+    /// Clients of 5.0+ start an update with `POST …/update/initiate`; older ones with `PUT`.
+    pub fn update_initiate_is_post(self) -> bool {
+        self >= Self::new(5, 0, 0)
+    }
+
     /// Deployment labels on PUT (sent by the official client from 5.2).
     pub fn deployment_labels(self) -> bool {
         self >= Self::new(5, 2, 0)

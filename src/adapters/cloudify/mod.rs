@@ -400,6 +400,44 @@ impl Orchestrator for CloudifyOrchestrator {
         }
     }
 
+    async fn supports_updates(&self) -> bool {
+        self.version().await.is_ok_and(|v| v.deployment_updates())
+    }
+
+    async fn update_deployment(
+        &self,
+        deployment_id: &str,
+        inputs: &Map<String, Value>,
+    ) -> Result<String, OrchestratorError> {
+        let version = self.version().await?;
+        let body = wire::UpdateDeployment { inputs };
+        let url = self.transport.url(
+            &["deployment-updates", deployment_id, "update", "initiate"],
+            &[],
+        );
+        let method = if version.update_initiate_is_post() {
+            Method::POST
+        } else {
+            Method::PUT
+        };
+        let reply = self
+            .transport
+            .send(method, url, Some(&body), Retry::Once)
+            .await?;
+        if reply.status.is_success() {
+            let update: wire::DeploymentUpdate =
+                decode(&reply, "/deployment-updates/{id}/update/initiate")?;
+            return update.execution_id.ok_or_else(|| {
+                OrchestratorError::Unavailable("deployment update without execution_id".into())
+            });
+        }
+        Err(fault(
+            &reply,
+            Call::Other,
+            "/deployment-updates/{id}/update/initiate",
+        ))
+    }
+
     async fn execution(&self, execution_id: &str) -> Result<ExecutionState, OrchestratorError> {
         let e: wire::Execution = self
             .get(

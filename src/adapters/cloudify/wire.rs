@@ -178,3 +178,16 @@ mod tests {
         assert_eq!(p.items[0].error, None);
     }
 }
+
+/// Body of `/deployment-updates/{id}/update/initiate` (same blueprint, new inputs).
+#[derive(Debug, Serialize)]
+pub(super) struct UpdateDeployment<'a> {
+    pub inputs: &'a Map<String, Value>,
+}
+
+/// The fields of a deployment update the adapter reads.
+#[derive(Debug, Deserialize)]
+pub(super) struct DeploymentUpdate {
+    #[serde(default)]
+    pub execution_id: Option<String>,
+}
