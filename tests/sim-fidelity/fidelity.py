@@ -222,6 +222,22 @@ def lifecycle(sim, client, version):
         caps = client.deployments.capabilities.get(dep_id)
         check(caps.capabilities.get("endpoint") == "192.0.2.7:3306", f"{version}: capabilities")
 
+    # A deployment update with the same blueprint and a new input, polled to success.
+    upd = client.deployment_updates.update_with_existing_blueprint(
+        dep_id, inputs={"mysql_host": "192.0.2.9:3306"})
+    check(upd.deployment_id == dep_id and upd.execution_id,
+          f"{version}: deployment update fields ({upd.state})")
+    check(wait_execution(client, upd.execution_id).status == "terminated",
+          f"{version}: update workflow terminated")
+    got = client.deployment_updates.get(upd.id)
+    check(got.state == "successful" and got.new_inputs.get("mysql_host") == "192.0.2.9:3306",
+          f"{version}: deployment update successful ({got.state})")
+    check(any(u.id == upd.id for u in client.deployment_updates.list(deployment_id=dep_id)),
+          f"{version}: deployment update listed")
+    outputs = client.deployments.outputs.get(dep_id)
+    check(outputs.outputs.get("mysql_ip") == "192.0.2.9:3306",
+          f"{version}: outputs after the update ({outputs.outputs})")
+
     expect_error(lambda: client.deployments.delete(dep_id),
                  f"{version}: delete with live nodes", status=400,
                  code="dependent_exists_error")
