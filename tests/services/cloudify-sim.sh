@@ -17,12 +17,14 @@ case "${1:-}" in
     bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
     [ -x "$bin" ] || { echo "cloudify-sim: $bin is missing (build the workspace first)" >&2; exit 1; }
     stop_pidfile "$pidfile" || true
+    # Create the log before the server starts: the loop below reads it at once.
+    : >"$log"
     "$bin" --listen 127.0.0.1:0 --execution-seconds "${CLOUDIFY_SIM_EXECUTION_SECONDS:-0.5}" \
       >"$log" 2>&1 &
     echo $! >"$pidfile"
     url=""
     for _ in $(seq 100); do
-      url=$(sed -n 's/^cloudify-sim listening on \(http:\/\/.*\)$/\1/p' "$log" | head -n1)
+      url=$(sed -n 's/^cloudify-sim listening on \(http:\/\/.*\)$/\1/p' "$log" 2>/dev/null | head -n1 || true)
       [ -n "$url" ] && break
       kill -0 "$(cat "$pidfile")" 2>/dev/null || break
       sleep 0.1
