@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::domain::broker::Broker;
+use crate::domain::renewal::renew_due;
 use crate::domain::sync::{SyncOptions, sync_catalog_with};
 use crate::http::{Route, router};
 use crate::{telemetry, wiring};
@@ -78,6 +79,7 @@ pub async fn serve(config: Config) -> Result<(), wiring::StartupError> {
     if let Some(every) = config.sync_interval {
         spawn_sync(state.broker.clone(), every, config.sync_options());
     }
+    spawn_renewal(state.broker.clone(), config.renew_interval);
     let app = router(state, &Route::ALL);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -133,6 +135,28 @@ fn spawn_sync(broker: Arc<Broker>, every: Duration, options: SyncOptions) {
                     error = %e,
                     "scheduled catalog sync failed; the last good catalog stays served"
                 ),
+            }
+        }
+    });
+}
+
+/// `serve --renew-interval`: the lease renewal pass in the background, every `every`
+/// (renewing what falls due before the next pass). Failures are logged; leases left over
+/// are retried on the next pass.
+fn spawn_renewal(broker: Arc<Broker>, every: Duration) {
+    if broker.binders().is_empty() {
+        return;
+    }
+    let horizon = time::Duration::try_from(every).unwrap_or(time::Duration::minutes(5));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = time::OffsetDateTime::now_utc();
+            match renew_due(broker.store().as_ref(), broker.binders(), now, horizon).await {
+                Ok(report) => tracing::info!(%report, "lease renewal pass done"),
+                Err(e) => tracing::error!(error = %e, "lease renewal pass could not list bindings"),
             }
         }
     });

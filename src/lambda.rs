@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::domain::broker::Broker;
+use crate::domain::renewal::renew_due;
 use crate::domain::sync::sync_catalog_with;
 use crate::http::{Route, router};
 use crate::{telemetry, wiring};
@@ -59,9 +60,15 @@ pub async fn sync() -> Result<(), Error> {
     })?;
     let _ = tokio::time::timeout(INIT_CALL_TIMEOUT, orchestrator.ping()).await;
     let _ = tokio::time::timeout(INIT_CALL_TIMEOUT, store.catalog_version()).await;
+    let binders = Arc::new(wiring::binders(&config).await?);
     let config = Arc::new(config);
     lambda_runtime::run(lambda_runtime::service_fn(move |_: LambdaEvent<Value>| {
-        let (store, orchestrator, config) = (store.clone(), orchestrator.clone(), config.clone());
+        let (store, orchestrator, config, binders) = (
+            store.clone(),
+            orchestrator.clone(),
+            config.clone(),
+            binders.clone(),
+        );
         async move {
             let report = sync_catalog_with(
                 orchestrator.as_ref(),
@@ -70,7 +77,22 @@ pub async fn sync() -> Result<(), Error> {
             )
             .await?;
             tracing::info!(%report, "catalog sync done");
-            Ok::<_, Error>(serde_json::to_value(report)?)
+            // Then the lease renewal pass, for what falls due before the next run.
+            let horizon = time::Duration::try_from(config.renew_interval)
+                .unwrap_or(time::Duration::minutes(5));
+            let renewal = renew_due(
+                store.as_ref(),
+                &binders,
+                time::OffsetDateTime::now_utc(),
+                horizon,
+            )
+            .await?;
+            tracing::info!(report = %renewal, "lease renewal pass done");
+            let mut out = serde_json::to_value(report)?;
+            if let Some(map) = out.as_object_mut() {
+                map.insert("renewal".into(), serde_json::to_value(renewal)?);
+            }
+            Ok::<_, Error>(out)
         }
     }))
     .await

@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod operation;
 pub mod params;
 pub mod ports;
+pub mod renewal;
 pub mod snapshot;
 pub mod sync;
 

@@ -225,7 +225,9 @@ pub trait Binder: Send + Sync + 'static {
         instance: &Instance,
         settings: &ServiceSettings,
     ) -> Result<(), BinderError>;
-    /// Renews a binding's lease; `None` when there is nothing to renew.
+    /// Renews a binding's lease; `None` when there is nothing to renew. A lease that is
+    /// over (expired, revoked) comes back with `expires_at` ≤ now; one that cannot be
+    /// extended any further with `renew_before` = `expires_at`.
     async fn renew(&self, _binding: &Binding) -> Result<Option<LeaseTimes>, BinderError> {
         Ok(None)
     }

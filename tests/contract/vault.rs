@@ -1302,3 +1302,4 @@ async fn reconcile_finds_an_orphan_lease_and_fix_revokes_it() {
     assert!(clean && report["orphan_leases"] == json!([]), "{report}");
     fx.cleanup().await;
 }
+mod renewal;

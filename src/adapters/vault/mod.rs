@@ -680,8 +680,29 @@ impl Binder for VaultBinder {
         let reply = self
             .vault
             .put("sys/leases/renew", &json!({ "lease_id": lease_id }))
-            .await?
-            .check("renew the binding's lease", &[])?;
+            .await?;
+        if reply.status.as_u16() == 400 {
+            // The lease is over (expired, revoked) or cannot be extended: report its end so
+            // the renewal pass records it and stops listing the binding.
+            let text = reply.error_text(&[]);
+            if text.contains("not renewable") {
+                let end = binding.expires_at.unwrap_or(now);
+                return Ok(Some(LeaseTimes {
+                    expires_at: end,
+                    renew_before: end,
+                }));
+            }
+            if ["not found", "expired", "invalid lease"]
+                .iter()
+                .any(|m| text.contains(m))
+            {
+                return Ok(Some(LeaseTimes {
+                    expires_at: now,
+                    renew_before: now,
+                }));
+            }
+        }
+        let reply = reply.check("renew the binding's lease", &[])?;
         let seconds = reply
             .body
             .as_ref()
