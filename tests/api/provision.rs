@@ -43,9 +43,19 @@ async fn the_deployment_gets_plan_presets_under_the_users_parameters_and_a_label
     assert_eq!(d.blueprint_id, "mariadb");
     assert_eq!(d.inputs["size"], "large", "the user's parameter wins");
     assert_eq!(d.inputs["region"], "preset");
+    let labels: Vec<(&str, &str)> = d
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(
-        d.labels,
-        vec![("osb-instance".to_string(), "i1".to_string())]
+        labels,
+        vec![
+            ("osb-instance", "i1"),
+            ("osb-platform", "kubernetes"),
+            ("osb-namespace", "ns1"),
+        ],
+        "the instance label, then the platform's context"
     );
 }
 
