@@ -43,6 +43,11 @@ const MAX_STEPS: usize = 4;
 /// How many times an operation re-reads a record after losing a version-checked write.
 const MAX_RETRIES: usize = 3;
 
+/// How long a provision request may still be creating its deployment after it recorded the
+/// instance (longer than the orchestrator's request timeout and retries). A deprovision in
+/// that window answers `ConcurrencyError` instead of racing the create (see `deprovision`).
+const PROVISION_IN_FLIGHT: time::Duration = time::Duration::seconds(60);
+
 /// Errors of the broker's operations. Each variant carries what the HTTP layer needs to
 /// build the OSB answer; the status depends on the route (`http::error`).
 #[derive(Debug, thiserror::Error)]
@@ -725,11 +730,11 @@ impl Broker {
         let before = current.clone();
         self.advance(orchestrator.as_ref(), &mut current).await;
         let operation = before.operation.as_ref().map(|o| o.id.clone());
-        if current != before {
-            if let Err(e) = self.store.update_instance(&current).await {
-                // The next poll starts from the stored record and retries the step.
-                tracing::warn!(error = %e, "could not record the provision's progress");
-            }
+        // Always written, even without progress: a record past version 1 tells a concurrent
+        // deprovision that this request is no longer creating the deployment.
+        if let Err(e) = self.store.update_instance(&current).await {
+            // The next poll starts from the stored record and retries the step.
+            tracing::warn!(error = %e, "could not record the provision's progress");
         }
         Ok(Reply::new(
             Completion::Accepted,
@@ -1036,6 +1041,12 @@ impl Broker {
                 }
             }
             same_service_and_plan(&instance, &req.service_id, &req.plan_id)?;
+            if provision_request_in_flight(&instance, OffsetDateTime::now_utc()) {
+                // The provision request may still be creating the deployment: deleting now
+                // could finish before the deployment exists and leave it orphaned. The
+                // platform retries the DELETE (422 is never orphan-mitigated).
+                return Err(BrokerError::ConcurrencyError);
+            }
             let orchestrator = self.cloudify()?;
             self.revoke_all(&instance).await?;
 
@@ -1651,6 +1662,19 @@ fn deployment_labels(
         }
     }
     labels
+}
+
+/// Whether the provision request that created this record may still be creating the
+/// deployment: nothing recorded after the create (version 1, no execution) and recent.
+fn provision_request_in_flight(instance: &Instance, now: OffsetDateTime) -> bool {
+    instance.state == InstanceState::Provisioning
+        && instance.version <= 1
+        && instance.operation.as_ref().is_some_and(|o| {
+            o.kind == OperationKind::Provision
+                && o.in_progress()
+                && o.execution_id.is_none()
+                && now - o.started_at < PROVISION_IN_FLIGHT
+        })
 }
 
 fn usable(instance: &Instance) -> Result<(), BrokerError> {
