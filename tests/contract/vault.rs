@@ -1302,4 +1302,5 @@ async fn reconcile_finds_an_orphan_lease_and_fix_revokes_it() {
     assert!(clean && report["orphan_leases"] == json!([]), "{report}");
     fx.cleanup().await;
 }
+mod concurrent;
 mod renewal;

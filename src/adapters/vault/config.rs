@@ -239,6 +239,46 @@ impl BinderConfig {
     }
 }
 
+/// A salted SHA-256 digest of what `configure` writes for an instance (engine mount, the
+/// connection body with the admin password, the role body), kept in the instance's KV record
+/// so that binds skip rewriting an unchanged connection: Vault resets a connection's pool
+/// when its config is written, which failed binds reading credentials meanwhile. The salt is
+/// random per record (128 bits), so the digest does not let anyone test password guesses
+/// against a table; the password itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub salt: String,
+    pub digest: String,
+}
+
+impl Fingerprint {
+    /// A new random salt.
+    pub fn new_salt() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// The digest of `parts` with this salt.
+    pub fn of(salt: &str, parts: &[&Value]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"cloudify-osb/instance-fingerprint/v1\0");
+        h.update(salt.as_bytes());
+        for part in parts {
+            h.update(b"\0");
+            // serde_json writes object keys in a fixed order and no insignificant space.
+            h.update(part.to_string().as_bytes());
+        }
+        Self {
+            salt: salt.to_owned(),
+            digest: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+
+    /// Whether `parts` are what this fingerprint was made of.
+    pub fn matches(&self, parts: &[&Value]) -> bool {
+        Self::of(&self.salt, parts).digest == self.digest
+    }
+}
+
 /// Checks a Vault mount or KV path: `/`-separated segments of `[A-Za-z0-9._-]`, never `.` or
 /// `..`, no leading or trailing `/`.
 pub fn check_mount_path(what: &str, path: &str) -> Result<(), BinderError> {
@@ -518,6 +558,20 @@ mod tests {
                 .contains("{{ printf")
         );
         assert_eq!(c.credentials.values["namespace"], json!("team-a"));
+    }
+
+    #[test]
+    fn fingerprints_are_salted_and_follow_every_part() {
+        let conn = json!({"url": "x", "password": "adm1n-pw"});
+        let role = json!({"db_name": "osb-1"});
+        let a = Fingerprint::of("salt-1", &[&conn, &role]);
+        assert!(a.matches(&[&conn, &role]));
+        assert!(!a.digest.contains("adm1n"));
+        assert_ne!(a.digest, Fingerprint::of("salt-2", &[&conn, &role]).digest);
+        let other = json!({"url": "x", "password": "adm1n-pw2"});
+        assert!(!a.matches(&[&other, &role]));
+        assert!(!a.matches(&[&role, &conn]));
+        assert_ne!(Fingerprint::new_salt(), Fingerprint::new_salt());
     }
 
     #[test]

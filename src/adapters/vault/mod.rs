@@ -5,7 +5,8 @@
 //! Vault paths it writes (all derived from validated IDs, never shared between instances):
 //! - `<engine>/config/<prefix>-<instance>` and `<engine>/roles/<prefix>-<instance>`;
 //! - `<kv>/data/instances/<instance>`: what was written for the instance (non-secret), so
-//!   that `remove_instance` finds it even if the binder config changed meanwhile;
+//!   that `remove_instance` finds it even if the binder config changed meanwhile, with a
+//!   salted fingerprint of the written contents so that binds skip unchanged writes;
 //! - `<kv>/data/bindings/<instance>/<binding>`: the credentials handed out.
 //!
 //! Stateless per call (B16): every call gets what it needs. Never logs or returns a secret.
@@ -23,7 +24,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use self::client::{Reply, VaultClient};
-use self::config::{BinderConfig, check_mount_path, check_prefix, encode_userinfo};
+use self::config::{BinderConfig, Fingerprint, check_mount_path, check_prefix, encode_userinfo};
 use self::template::Scope;
 use crate::domain::binding::{Binding, Credentials, LeaseTimes};
 use crate::domain::catalog::ServiceSettings;
@@ -100,6 +101,59 @@ struct InstanceRecord {
     /// The engine mount in use first, then earlier ones still holding objects.
     engine_mounts: Vec<String>,
     name: String,
+    /// Salted digest of the connection and role last written (see [`Fingerprint`]); `None`
+    /// while a write is under way or after a conflicting one.
+    fingerprint: Option<Fingerprint>,
+    /// When a configure claimed the record to write (unix seconds), until it is done.
+    claimed_at: Option<i64>,
+    /// KV v2 version of the record, for check-and-set writes.
+    version: u64,
+}
+
+/// How long a bind's claim to write an instance's objects holds before others may take over.
+const CLAIM_TTL: Duration = Duration::from_secs(15);
+/// How long a bind waits for another bind's claim before giving up.
+const CLAIM_WAIT: Duration = Duration::from_secs(20);
+
+/// The instance record a configure writes: which objects, under which mounts.
+struct NewRecord<'a> {
+    engine: &'a str,
+    name: &'a str,
+}
+
+impl NewRecord<'_> {
+    /// The record, keeping the earlier engine mounts of `before` (live bindings may still use
+    /// their objects; remove_instance clears them too).
+    fn json(
+        &self,
+        before: Option<&InstanceRecord>,
+        fingerprint: Option<&Fingerprint>,
+        claimed_at: Option<i64>,
+    ) -> Value {
+        let earlier: Vec<&String> = before
+            .iter()
+            .flat_map(|k| k.engine_mounts.iter())
+            .filter(|m| m.as_str() != self.engine)
+            .collect();
+        json!({
+            "engine_mount": self.engine,
+            "earlier_engine_mounts": earlier,
+            "name": self.name,
+            "fingerprint": fingerprint.map(|f| f.digest.as_str()),
+            "fingerprint_salt": fingerprint.map(|f| f.salt.as_str()),
+            "claimed_at": claimed_at,
+        })
+    }
+}
+
+/// A configure's claim on the instance record.
+struct Claimed<'a> {
+    path: &'a str,
+    /// The record's version after the claim.
+    version: u64,
+    /// Whether the claim created the record (the instance's first configure).
+    first: bool,
+    fingerprint: Fingerprint,
 }
 
 impl VaultBinder {
@@ -202,6 +256,58 @@ impl VaultBinder {
         Ok(reply.data().get("data").filter(|d| d.is_object()).cloned())
     }
 
+    /// As [`Self::kv_read`], with the KV v2 version of what was read.
+    async fn kv_read_versioned(&self, rel: &str) -> Result<Option<(Value, u64)>, BinderError> {
+        let reply = self
+            .vault
+            .get(&format!("{}/data/{rel}", self.kv_mount))
+            .await?;
+        if reply.is_not_found() {
+            return Ok(None);
+        }
+        let reply = reply.check(&format!("read {}/data/{rel}", self.kv_mount), &[])?;
+        let version = reply
+            .data()
+            .pointer("/metadata/version")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        Ok(reply
+            .data()
+            .get("data")
+            .filter(|d| d.is_object())
+            .cloned()
+            .map(|d| (d, version)))
+    }
+
+    /// A check-and-set KV v2 write: `cas` 0 creates only if absent. `Ok(None)` when the
+    /// stored version was not `cas` (someone else wrote meanwhile); the new version if written.
+    async fn kv_write_cas(
+        &self,
+        rel: &str,
+        data: &Value,
+        cas: u64,
+    ) -> Result<Option<u64>, BinderError> {
+        let what = format!("write {}/data/{rel}", self.kv_mount);
+        let reply = self
+            .vault
+            .post(
+                &format!("{}/data/{rel}", self.kv_mount),
+                &json!({ "data": data, "options": { "cas": cas } }),
+            )
+            .await?;
+        if reply.status.as_u16() == 400 && reply.error_text(&[]).contains("check-and-set") {
+            return Ok(None);
+        }
+        let reply = reply.check(&what, &[])?;
+        Ok(Some(
+            reply
+                .data()
+                .get("version")
+                .and_then(Value::as_u64)
+                .unwrap_or(cas + 1),
+        ))
+    }
+
     async fn kv_write(&self, rel: &str, data: &Value) -> Result<(), BinderError> {
         self.vault
             .post(
@@ -223,7 +329,10 @@ impl VaultBinder {
         &self,
         instance_id: &str,
     ) -> Result<Option<InstanceRecord>, BinderError> {
-        let Some(data) = self.kv_read(&Self::instance_kv_path(instance_id)).await? else {
+        let Some((data, version)) = self
+            .kv_read_versioned(&Self::instance_kv_path(instance_id))
+            .await?
+        else {
             return Ok(None);
         };
         let field = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -248,9 +357,16 @@ impl VaultBinder {
             {
                 let mut engine_mounts = vec![engine_mount];
                 engine_mounts.extend(earlier);
+                let fingerprint = match (field("fingerprint"), field("fingerprint_salt")) {
+                    (Some(digest), Some(salt)) => Some(Fingerprint { salt, digest }),
+                    _ => None,
+                };
                 Ok(Some(InstanceRecord {
                     engine_mounts,
                     name,
+                    fingerprint,
+                    claimed_at: data.get("claimed_at").and_then(Value::as_i64),
+                    version,
                 }))
             }
             _ => Err(BinderError::Config(format!(
@@ -283,19 +399,18 @@ impl VaultBinder {
             })
     }
 
-    async fn write_connection_and_role(
-        &self,
+    /// The bodies of the instance's connection and role, as they would be written. The
+    /// connection body holds the admin password: never log it or put it in an error.
+    fn engine_bodies(
         config: &BinderConfig,
         name: &str,
-    ) -> Result<(), BinderError> {
-        let engine = &config.engine.mount;
-        let password = self.admin_password(config).await?;
-        let secret = password.expose_secret();
+        password: &SecretString,
+    ) -> (Map<String, Value>, Map<String, Value>) {
         let mut conn = Map::new();
         conn.insert("plugin_name".into(), json!(config.engine.plugin));
         conn.insert("connection_url".into(), json!(config.connection.url));
         conn.insert("username".into(), json!(config.connection.username));
-        conn.insert("password".into(), json!(secret));
+        conn.insert("password".into(), json!(password.expose_secret()));
         conn.insert("allowed_roles".into(), json!([name]));
         conn.insert("verify_connection".into(), json!(config.connection.verify));
         if let Some(n) = config.connection.max_open_connections {
@@ -307,10 +422,6 @@ impl VaultBinder {
         if let Some(p) = &config.connection.password_policy {
             conn.insert("password_policy".into(), json!(p));
         }
-        self.vault
-            .post(&format!("{engine}/config/{name}"), &Value::Object(conn))
-            .await?
-            .check(&format!("write {engine}/config/{name}"), &[secret])?;
 
         let role = &config.role;
         let mut body = Map::new();
@@ -334,10 +445,75 @@ impl VaultBinder {
         if let Some(t) = &role.max_ttl {
             body.insert("max_ttl".into(), json!(t));
         }
+        (conn, body)
+    }
+
+    async fn write_connection_and_role(
+        &self,
+        engine: &str,
+        name: &str,
+        conn: &Value,
+        role: &Value,
+        password: &SecretString,
+    ) -> Result<(), BinderError> {
+        let secret = password.expose_secret();
         self.vault
-            .post(&format!("{engine}/roles/{name}"), &Value::Object(body))
+            .post(&format!("{engine}/config/{name}"), conn)
+            .await?
+            .check(&format!("write {engine}/config/{name}"), &[secret])?;
+        self.vault
+            .post(&format!("{engine}/roles/{name}"), role)
             .await?
             .check(&format!("write {engine}/roles/{name}"), &[secret])?;
+        Ok(())
+    }
+
+    /// The claimed part of [`Binder::configure`]: writes the objects, then the record with
+    /// the fingerprint (which also releases the claim).
+    async fn write_claimed(
+        &self,
+        new: &NewRecord<'_>,
+        before: Option<&InstanceRecord>,
+        claimed: Claimed<'_>,
+        conn: &Value,
+        role: &Value,
+        password: &SecretString,
+    ) -> Result<(), BinderError> {
+        let written = self
+            .write_connection_and_role(new.engine, new.name, conn, role, password)
+            .await;
+        if let Err(e) = written {
+            if claimed.first {
+                // First configure of this instance failed: leave nothing half-created.
+                let objects = self.remove_engine_objects(new.engine, new.name).await;
+                let record = self.kv_delete(claimed.path).await;
+                if let Err(c) = objects.and(record) {
+                    tracing::warn!(error = %c, "cleanup after a failed configure did not finish");
+                }
+            } else {
+                // Release the claim; the next bind writes again.
+                let released = new.json(before, None, None);
+                if let Err(c) = self
+                    .kv_write_cas(claimed.path, &released, claimed.version)
+                    .await
+                {
+                    tracing::warn!(error = %c, "releasing the configure claim did not finish");
+                }
+            }
+            return Err(e);
+        }
+        let done = new.json(before, Some(&claimed.fingerprint), None);
+        if self
+            .kv_write_cas(claimed.path, &done, claimed.version)
+            .await?
+            .is_none()
+        {
+            // Our claim was taken over (it outlived CLAIM_TTL): what we wrote may not be what
+            // the objects hold now, so record no fingerprint and let the next bind write.
+            self.kv_write(claimed.path, &new.json(before, None, None))
+                .await?;
+        }
+        tracing::debug!(engine = %new.engine, name = %new.name, "instance configured in Vault");
         Ok(())
     }
 
@@ -503,39 +679,74 @@ impl Binder for VaultBinder {
             .map(|_| ())
     }
 
+    /// Writes the instance's connection and role unless the instance record says they were
+    /// written with the same contents (fingerprint): rewriting a connection makes Vault reset
+    /// its pool under binds reading credentials, and concurrent writes of one connection fail
+    /// in Vault's storage. So one bind at a time writes: it claims the record with a
+    /// check-and-set write, writes, and records the fingerprint; concurrent binds wait for
+    /// the fingerprint (or take over a claim older than [`CLAIM_TTL`]).
     #[tracing::instrument(skip_all, fields(instance_id = %ctx.instance.id))]
     async fn configure(&self, ctx: &BindContext<'_>) -> Result<(), BinderError> {
         let config = self.rendered_config(ctx).await?;
         let instance_id = ctx.instance.id.as_str();
         let name = self.object_name(instance_id);
         let engine = config.engine.mount.clone();
-        let known = self.instance_record(instance_id).await?;
-        // If the service moved to another engine mount, the old objects stay (live bindings
-        // use them) and are remembered, so that remove_instance clears them too.
-        let earlier: Vec<&String> = known
-            .iter()
-            .flat_map(|k| k.engine_mounts.iter())
-            .filter(|m| **m != engine)
-            .collect();
-        // Recorded before anything is created, so that remove_instance always finds it.
-        self.kv_write(
-            &Self::instance_kv_path(instance_id),
-            &json!({ "engine_mount": engine, "earlier_engine_mounts": earlier, "name": name }),
-        )
-        .await?;
-        if let Err(e) = self.write_connection_and_role(&config, &name).await {
-            if known.is_none() {
-                // First configure of this instance failed: leave nothing half-created.
-                let objects = self.remove_engine_objects(&engine, &name).await;
-                let record = self.kv_delete(&Self::instance_kv_path(instance_id)).await;
-                if let Err(c) = objects.and(record) {
-                    tracing::warn!(error = %c, "cleanup after a failed configure did not finish");
-                }
+        let mut latest = self.instance_record(instance_id).await?;
+        let password = self.admin_password(&config).await?;
+        let (conn, role) = Self::engine_bodies(&config, &name, &password);
+        let (conn, role) = (Value::Object(conn), Value::Object(role));
+        let parts = [&Value::String(engine.clone()), &conn, &role];
+        let unchanged = |r: &InstanceRecord| {
+            r.engine_mounts.first() == Some(&engine)
+                && r.name == name
+                && r.fingerprint.as_ref().is_some_and(|f| f.matches(&parts))
+        };
+        let path = Self::instance_kv_path(instance_id);
+        let new = NewRecord {
+            engine: &engine,
+            name: &name,
+        };
+        let waited_since = std::time::Instant::now();
+        loop {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            if latest.as_ref().is_some_and(unchanged) {
+                tracing::debug!(engine = %engine, name = %name, "instance unchanged in Vault");
+                return Ok(());
             }
-            return Err(e);
+            let claimed = latest
+                .as_ref()
+                .and_then(|r| r.claimed_at)
+                .is_some_and(|t| now.saturating_sub(t) < CLAIM_TTL.as_secs() as i64);
+            if !claimed {
+                // Claim the record; it names the objects before they exist (or move to
+                // another mount), so that remove_instance always finds them.
+                let version = latest.as_ref().map_or(0, |r| r.version);
+                let claim = new.json(latest.as_ref(), None, Some(now));
+                if let Some(version) = self.kv_write_cas(&path, &claim, version).await? {
+                    let salt = latest
+                        .as_ref()
+                        .and_then(|r| r.fingerprint.as_ref())
+                        .map_or_else(Fingerprint::new_salt, |f| f.salt.clone());
+                    let claimed = Claimed {
+                        path: &path,
+                        version,
+                        first: latest.is_none(),
+                        fingerprint: Fingerprint::of(&salt, &parts),
+                    };
+                    return self
+                        .write_claimed(&new, latest.as_ref(), claimed, &conn, &role, &password)
+                        .await;
+                }
+            } else if waited_since.elapsed() > CLAIM_WAIT {
+                return Err(BinderError::Unavailable(format!(
+                    "another bind has been configuring instance {instance_id} in Vault for over {}s",
+                    CLAIM_WAIT.as_secs()
+                )));
+            } else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            latest = self.instance_record(instance_id).await?;
         }
-        tracing::debug!(engine = %engine, name = %name, "instance configured in Vault");
-        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(instance_id = %ctx.instance.id, binding_id = %ctx.binding_id))]
