@@ -28,6 +28,22 @@ pub enum ServiceCommand {
     SetBinder(SetBinder),
     /// Show a blueprint's offering(s) and settings as JSON.
     Show(Show),
+    /// Convert a binder config in the original broker's format (`__path__`, `__credpath__`,
+    /// `__credoutputs__`) to the current format; prints it on stdout.
+    ConvertConfig(ConvertConfig),
+}
+
+/// `service convert-config LEGACY.json --role ROLE.json`.
+#[derive(Debug, Args)]
+pub struct ConvertConfig {
+    /// The legacy document (`-` for stdin): the JSON object itself, or as the original broker
+    /// stored it, `{"config": "<the document as a JSON string>"}`.
+    pub file: std::path::PathBuf,
+    /// The template role named by `__credpath__`, whose statements and TTLs the new document
+    /// takes over, as `bao read -format=json database/roles/my-role` prints it (or its
+    /// `data` object).
+    #[arg(long)]
+    pub role: std::path::PathBuf,
 }
 
 /// The state store (as for `serve`).
@@ -50,6 +66,11 @@ pub struct SetBinder {
     /// (schemas/binder-config.md).
     #[arg(long)]
     pub config: String,
+    /// Whether the offering's plans are `binding_rotatable` (OSB 2.17 rotation with
+    /// `predecessor_binding_id`); shown in the catalog after the next sync. Unchanged when
+    /// not given (default false for a new offering).
+    #[arg(long, value_name = "true|false")]
+    pub binding_rotatable: Option<bool>,
     #[command(flatten)]
     pub store: StoreArg,
 }
@@ -77,7 +98,82 @@ pub async fn run(args: ServiceArgs) -> Result<(), StartupError> {
     match args.command {
         ServiceCommand::SetBinder(cmd) => set_binder(cmd).await,
         ServiceCommand::Show(cmd) => show(cmd).await,
+        ServiceCommand::ConvertConfig(cmd) => convert_config(&cmd),
     }
+}
+
+fn read_json(what: &str, path: &std::path::Path) -> Result<serde_json::Value, StartupError> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| StartupError(format!("cannot read {what} {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        StartupError(format!(
+            "{what} {} is not JSON (line {}, column {})",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// Converts a legacy binder config with its template role (both as read from files).
+pub fn convert_document(
+    doc: &serde_json::Value,
+    role: &serde_json::Value,
+) -> Result<serde_json::Value, StartupError> {
+    let failed = |e: crate::domain::error::BinderError| StartupError(e.to_string());
+    // As the original broker stored it: one key `config` holding the document as a string.
+    let parsed;
+    let doc = match doc.get("config").and_then(serde_json::Value::as_str) {
+        Some(text) if doc.as_object().is_some_and(|m| m.len() == 1) => {
+            parsed = serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+                StartupError(format!(
+                    "its config string is not JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+            &parsed
+        }
+        _ => doc,
+    };
+    if !vault::legacy::is_legacy(doc) {
+        return Err(StartupError(
+            "this is not a legacy binder config (no __path__, __credpath__ or __credoutputs__)"
+                .into(),
+        ));
+    }
+    let legacy = vault::legacy::Legacy::parse(doc).map_err(failed)?;
+    // `bao read -format=json` wraps the role in an envelope.
+    let role = role
+        .get("data")
+        .filter(|d| d.get("creation_statements").is_some())
+        .unwrap_or(role);
+    legacy.convert(role).map_err(failed)
+}
+
+fn convert_config(cmd: &ConvertConfig) -> Result<(), StartupError> {
+    let doc = read_json("the legacy binder config", &cmd.file)?;
+    let role = read_json("the template role", &cmd.role)?;
+    let converted = convert_document(&doc, &role)?;
+    if converted["role"]["creation_statements"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        return Err(StartupError(
+            "the template role has no creation_statements".into(),
+        ));
+    }
+    eprintln!(
+        "note: the admin password is copied as it is (connection.password); consider moving it \
+         to a KV secret and naming it with connection.password_ref. Each instance gets its own \
+         connection and role (PREFIX-<instance>); the template role is no longer needed once \
+         the converted document is in use."
+    );
+    print_json(&converted)
 }
 
 async fn set_binder(cmd: SetBinder) -> Result<(), StartupError> {
@@ -103,7 +199,9 @@ async fn set_binder(cmd: SetBinder) -> Result<(), StartupError> {
         blueprint_id: cmd.blueprint_id.clone(),
         binder: cmd.binder,
         binder_config: config,
-        binding_rotatable: previous.is_some_and(|p| p.binding_rotatable),
+        binding_rotatable: cmd
+            .binding_rotatable
+            .unwrap_or_else(|| previous.is_some_and(|p| p.binding_rotatable)),
     };
     store
         .put_service_settings(&settings)

@@ -941,8 +941,8 @@ mod through_the_broker {
     use super::*;
 
     /// Cloudify as far as sync and bind need it: one blueprint, fixed outputs.
-    struct FakeCloudify {
-        outputs: Map<String, Value>,
+    pub(super) struct FakeCloudify {
+        pub(super) outputs: Map<String, Value>,
     }
 
     fn not_here() -> OrchestratorError {
@@ -1303,4 +1303,5 @@ async fn reconcile_finds_an_orphan_lease_and_fix_revokes_it() {
     fx.cleanup().await;
 }
 mod concurrent;
+mod legacy;
 mod renewal;

@@ -161,8 +161,8 @@ impl BinderConfig {
     pub fn render(doc: &Value, scope: &Scope<'_>) -> Result<Self, BinderError> {
         if doc.get("__path__").is_some() || doc.get("__credpath__").is_some() {
             return Err(BinderError::Config(
-                "this binder config uses the original broker's format (__path__/__credpath__), \
-                 which is not read yet; write it in the format of schemas/binder-config.schema.json"
+                "this binder config is in the original broker's format (__path__/__credpath__) \
+                 and must be converted first (adapters::vault::legacy)"
                     .into(),
             ));
         }

@@ -14,6 +14,7 @@
 
 mod client;
 pub mod config;
+pub mod legacy;
 pub mod template;
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ use time::OffsetDateTime;
 
 use self::client::{Reply, VaultClient};
 use self::config::{BinderConfig, Fingerprint, check_mount_path, check_prefix, encode_userinfo};
+use self::legacy::{Legacy, is_legacy};
 use self::template::Scope;
 use crate::domain::binding::{Binding, Credentials, LeaseTimes};
 use crate::domain::catalog::ServiceSettings;
@@ -98,9 +100,9 @@ pub struct VaultBinder {
 
 /// What the instance record in KV says was written.
 struct InstanceRecord {
-    /// The engine mount in use first, then earlier ones still holding objects.
-    engine_mounts: Vec<String>,
-    name: String,
+    /// The objects in use first, then earlier ones (another engine mount, other names) that
+    /// live bindings may still use.
+    objects: Vec<Objects>,
     /// Salted digest of the connection and role last written (see [`Fingerprint`]); `None`
     /// while a write is under way or after a conflicting one.
     fingerprint: Option<Fingerprint>,
@@ -108,6 +110,25 @@ struct InstanceRecord {
     claimed_at: Option<i64>,
     /// KV v2 version of the record, for check-and-set writes.
     version: u64,
+}
+
+/// An instance's connection and role under one engine mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Objects {
+    engine: String,
+    /// The role (credentials under `<engine>/creds/<name>`).
+    name: String,
+    connection: String,
+}
+
+impl Objects {
+    fn json(&self) -> Value {
+        json!({ "engine_mount": self.engine, "name": self.name, "connection": self.connection })
+    }
+
+    fn is(&self, new: &NewRecord<'_>) -> bool {
+        self.engine == new.engine && self.name == new.name && self.connection == new.connection
+    }
 }
 
 /// How long a bind's claim to write an instance's objects holds before others may take over.
@@ -118,32 +139,46 @@ const CLAIM_WAIT: Duration = Duration::from_secs(20);
 /// The instance record a configure writes: which objects, under which mounts.
 struct NewRecord<'a> {
     engine: &'a str,
+    /// The role (and the credentials path under `<engine>/creds/`).
     name: &'a str,
+    /// The connection (the same as the role but for legacy documents).
+    connection: &'a str,
 }
 
 impl NewRecord<'_> {
-    /// The record, keeping the earlier engine mounts of `before` (live bindings may still use
-    /// their objects; remove_instance clears them too).
+    /// The record, keeping the earlier objects of `before` (live bindings may still use
+    /// them; remove_instance clears them too).
     fn json(
         &self,
         before: Option<&InstanceRecord>,
         fingerprint: Option<&Fingerprint>,
         claimed_at: Option<i64>,
     ) -> Value {
-        let earlier: Vec<&String> = before
-            .iter()
-            .flat_map(|k| k.engine_mounts.iter())
-            .filter(|m| m.as_str() != self.engine)
-            .collect();
+        let mut earlier: Vec<Value> = Vec::new();
+        for o in before.iter().flat_map(|k| k.objects.iter()) {
+            if !o.is(self) && !earlier.contains(&o.json()) {
+                earlier.push(o.json());
+            }
+        }
         json!({
             "engine_mount": self.engine,
-            "earlier_engine_mounts": earlier,
+            "earlier": earlier,
             "name": self.name,
+            "connection": self.connection,
             "fingerprint": fingerprint.map(|f| f.digest.as_str()),
             "fingerprint_salt": fingerprint.map(|f| f.salt.as_str()),
             "claimed_at": claimed_at,
         })
     }
+}
+
+/// A binder config rendered for one binding, with the names of the instance's objects.
+struct Rendered {
+    config: BinderConfig,
+    /// `<engine>/roles/<role>`, credentials under `<engine>/creds/<role>`.
+    role: String,
+    /// `<engine>/config/<connection>`.
+    connection: String,
 }
 
 /// A configure's claim on the instance record.
@@ -231,17 +266,60 @@ impl VaultBinder {
         }
     }
 
-    async fn rendered_config(&self, ctx: &BindContext<'_>) -> Result<BinderConfig, BinderError> {
+    /// The binder config rendered for this binding, with the instance's object names. A
+    /// legacy document is converted first; its role comes from the template role in Vault,
+    /// read only `with_role` (the credentials step does not use the role).
+    async fn rendered_config(
+        &self,
+        ctx: &BindContext<'_>,
+        with_role: bool,
+    ) -> Result<Rendered, BinderError> {
         let doc = self.config_document(ctx.settings).await?;
+        let instance_id = ctx.instance.id.as_str();
         let scope = Scope {
             outputs: ctx.outputs,
-            instance_id: ctx.instance.id.as_str(),
+            instance_id,
             deployment_id: &ctx.instance.deployment_id,
             binding_id: Some(ctx.binding_id.as_str()),
             parameters: ctx.parameters,
             context: ctx.instance.context.as_ref(),
         };
-        BinderConfig::render(&doc, &scope)
+        if !is_legacy(&doc) {
+            let name = self.object_name(instance_id);
+            return Ok(Rendered {
+                config: BinderConfig::render(&doc, &scope)?,
+                role: name.clone(),
+                connection: name,
+            });
+        }
+        let legacy = Legacy::parse(&doc)?;
+        let template = if with_role {
+            self.template_role(&legacy).await?
+        } else {
+            // Stands in for the role, which the credentials step never reads.
+            json!({ "creation_statements": ["-- not used"] })
+        };
+        let names = legacy.names(instance_id);
+        Ok(Rendered {
+            config: BinderConfig::render(&legacy.convert(&template)?, &scope)?,
+            role: names.role,
+            connection: names.connection,
+        })
+    }
+
+    /// The role a legacy document's `__credpath__` names: the template cloned per instance.
+    async fn template_role(&self, legacy: &Legacy) -> Result<Value, BinderError> {
+        let path = legacy.template_role_path();
+        let reply = self.vault.get(&path).await?;
+        if reply.is_not_found() {
+            return Err(BinderError::Config(format!(
+                "the legacy binder config's __credpath__ names role {:?}, but {path} does not \
+                 exist; write it first (it is the template each instance's role is cloned from)",
+                legacy.role
+            )));
+        }
+        let reply = reply.check(&format!("read {path}"), &[])?;
+        Ok(reply.data().clone())
     }
 
     async fn kv_read(&self, rel: &str) -> Result<Option<Value>, BinderError> {
@@ -335,44 +413,56 @@ impl VaultBinder {
         else {
             return Ok(None);
         };
-        let field = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_owned);
-        let earlier: Vec<String> = data
+        let damaged = || {
+            BinderError::Config(format!(
+                "the broker's record of instance {instance_id} in Vault is damaged"
+            ))
+        };
+        let objects_of = |v: &Value, name_default: Option<&str>| -> Option<Objects> {
+            let field = |k: &str| v.get(k).and_then(Value::as_str);
+            let name = field("name").or(name_default)?;
+            let o = Objects {
+                engine: field("engine_mount")?.to_owned(),
+                name: name.to_owned(),
+                connection: field("connection").unwrap_or(name).to_owned(),
+            };
+            let ok = check_mount_path("engine mount", &o.engine).is_ok()
+                && [&o.name, &o.connection]
+                    .iter()
+                    .all(|n| check_mount_path("name", n).is_ok() && !n.contains('/'));
+            ok.then_some(o)
+        };
+        let current = objects_of(&data, None).ok_or_else(damaged)?;
+        let mut objects = vec![current.clone()];
+        // Records written before names could change list earlier mounts only.
+        for m in data
             .get("earlier_engine_mounts")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        match (field("engine_mount"), field("name")) {
-            (Some(engine_mount), Some(name))
-                if check_mount_path("engine mount", &engine_mount).is_ok()
-                    && earlier
-                        .iter()
-                        .all(|m| check_mount_path("engine mount", m).is_ok())
-                    && check_mount_path("name", &name).is_ok()
-                    && !name.contains('/') =>
-            {
-                let mut engine_mounts = vec![engine_mount];
-                engine_mounts.extend(earlier);
-                let fingerprint = match (field("fingerprint"), field("fingerprint_salt")) {
-                    (Some(digest), Some(salt)) => Some(Fingerprint { salt, digest }),
-                    _ => None,
-                };
-                Ok(Some(InstanceRecord {
-                    engine_mounts,
-                    name,
-                    fingerprint,
-                    claimed_at: data.get("claimed_at").and_then(Value::as_i64),
-                    version,
-                }))
-            }
-            _ => Err(BinderError::Config(format!(
-                "the broker's record of instance {instance_id} in Vault is damaged"
-            ))),
+            .into_iter()
+            .flatten()
+        {
+            let v = json!({ "engine_mount": m, "name": current.name, "connection": current.connection });
+            objects.push(objects_of(&v, None).ok_or_else(damaged)?);
         }
+        for v in data
+            .get("earlier")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            objects.push(objects_of(v, None).ok_or_else(damaged)?);
+        }
+        let field = |k: &str| data.get(k).and_then(Value::as_str).map(str::to_owned);
+        let fingerprint = match (field("fingerprint"), field("fingerprint_salt")) {
+            (Some(digest), Some(salt)) => Some(Fingerprint { salt, digest }),
+            _ => None,
+        };
+        Ok(Some(InstanceRecord {
+            objects,
+            fingerprint,
+            claimed_at: data.get("claimed_at").and_then(Value::as_i64),
+            version,
+        }))
     }
 
     async fn admin_password(&self, config: &BinderConfig) -> Result<SecretString, BinderError> {
@@ -403,7 +493,7 @@ impl VaultBinder {
     /// connection body holds the admin password: never log it or put it in an error.
     fn engine_bodies(
         config: &BinderConfig,
-        name: &str,
+        names: &NewRecord<'_>,
         password: &SecretString,
     ) -> (Map<String, Value>, Map<String, Value>) {
         let mut conn = Map::new();
@@ -411,7 +501,7 @@ impl VaultBinder {
         conn.insert("connection_url".into(), json!(config.connection.url));
         conn.insert("username".into(), json!(config.connection.username));
         conn.insert("password".into(), json!(password.expose_secret()));
-        conn.insert("allowed_roles".into(), json!([name]));
+        conn.insert("allowed_roles".into(), json!([names.name]));
         conn.insert("verify_connection".into(), json!(config.connection.verify));
         if let Some(n) = config.connection.max_open_connections {
             conn.insert("max_open_connections".into(), json!(n));
@@ -425,7 +515,7 @@ impl VaultBinder {
 
         let role = &config.role;
         let mut body = Map::new();
-        body.insert("db_name".into(), json!(name));
+        body.insert("db_name".into(), json!(names.connection));
         body.insert(
             "creation_statements".into(),
             json!(role.creation_statements),
@@ -450,17 +540,17 @@ impl VaultBinder {
 
     async fn write_connection_and_role(
         &self,
-        engine: &str,
-        name: &str,
+        names: &NewRecord<'_>,
         conn: &Value,
         role: &Value,
         password: &SecretString,
     ) -> Result<(), BinderError> {
         let secret = password.expose_secret();
+        let (engine, name, connection) = (names.engine, names.name, names.connection);
         self.vault
-            .post(&format!("{engine}/config/{name}"), conn)
+            .post(&format!("{engine}/config/{connection}"), conn)
             .await?
-            .check(&format!("write {engine}/config/{name}"), &[secret])?;
+            .check(&format!("write {engine}/config/{connection}"), &[secret])?;
         self.vault
             .post(&format!("{engine}/roles/{name}"), role)
             .await?
@@ -480,12 +570,14 @@ impl VaultBinder {
         password: &SecretString,
     ) -> Result<(), BinderError> {
         let written = self
-            .write_connection_and_role(new.engine, new.name, conn, role, password)
+            .write_connection_and_role(new, conn, role, password)
             .await;
         if let Err(e) = written {
             if claimed.first {
                 // First configure of this instance failed: leave nothing half-created.
-                let objects = self.remove_engine_objects(new.engine, new.name).await;
+                let objects = self
+                    .remove_engine_objects(new.engine, new.name, new.connection)
+                    .await;
                 let record = self.kv_delete(claimed.path).await;
                 if let Err(c) = objects.and(record) {
                     tracing::warn!(error = %c, "cleanup after a failed configure did not finish");
@@ -518,7 +610,12 @@ impl VaultBinder {
     }
 
     /// Removes the role and connection of an instance, revoking any lease left under it.
-    async fn remove_engine_objects(&self, engine: &str, name: &str) -> Result<(), BinderError> {
+    async fn remove_engine_objects(
+        &self,
+        engine: &str,
+        name: &str,
+        connection: &str,
+    ) -> Result<(), BinderError> {
         // Without a trailing slash (Vault refuses one in the URL); Vault then matches whole
         // path segments, so `osb-inst-1` does not reach `osb-inst-10`'s leases.
         let prefix = format!("{engine}/creds/{name}");
@@ -536,7 +633,7 @@ impl VaultBinder {
         }
         self.vault.delete(&format!("{engine}/roles/{name}")).await?;
         self.vault
-            .delete(&format!("{engine}/config/{name}"))
+            .delete(&format!("{engine}/config/{connection}"))
             .await?;
         Ok(())
     }
@@ -556,8 +653,8 @@ impl VaultBinder {
             let Some(record) = self.instance_record(instance_id).await? else {
                 continue;
             };
-            for engine in &record.engine_mounts {
-                let prefix = format!("{engine}/creds/{}", record.name);
+            for o in &record.objects {
+                let prefix = format!("{}/creds/{}", o.engine, o.name);
                 for lease in self
                     .vault
                     .list(&format!("sys/leases/lookup/{prefix}/"))
@@ -687,25 +784,28 @@ impl Binder for VaultBinder {
     /// the fingerprint (or take over a claim older than [`CLAIM_TTL`]).
     #[tracing::instrument(skip_all, fields(instance_id = %ctx.instance.id))]
     async fn configure(&self, ctx: &BindContext<'_>) -> Result<(), BinderError> {
-        let config = self.rendered_config(ctx).await?;
+        let Rendered {
+            config,
+            role: name,
+            connection,
+        } = self.rendered_config(ctx, true).await?;
         let instance_id = ctx.instance.id.as_str();
-        let name = self.object_name(instance_id);
         let engine = config.engine.mount.clone();
         let mut latest = self.instance_record(instance_id).await?;
         let password = self.admin_password(&config).await?;
-        let (conn, role) = Self::engine_bodies(&config, &name, &password);
-        let (conn, role) = (Value::Object(conn), Value::Object(role));
-        let parts = [&Value::String(engine.clone()), &conn, &role];
-        let unchanged = |r: &InstanceRecord| {
-            r.engine_mounts.first() == Some(&engine)
-                && r.name == name
-                && r.fingerprint.as_ref().is_some_and(|f| f.matches(&parts))
-        };
-        let path = Self::instance_kv_path(instance_id);
         let new = NewRecord {
             engine: &engine,
             name: &name,
+            connection: &connection,
         };
+        let (conn, role) = Self::engine_bodies(&config, &new, &password);
+        let (conn, role) = (Value::Object(conn), Value::Object(role));
+        let parts = [&Value::String(engine.clone()), &conn, &role];
+        let unchanged = |r: &InstanceRecord| {
+            r.objects.first().is_some_and(|o| o.is(&new))
+                && r.fingerprint.as_ref().is_some_and(|f| f.matches(&parts))
+        };
+        let path = Self::instance_kv_path(instance_id);
         let waited_since = std::time::Instant::now();
         loop {
             let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -751,9 +851,10 @@ impl Binder for VaultBinder {
 
     #[tracing::instrument(skip_all, fields(instance_id = %ctx.instance.id, binding_id = %ctx.binding_id))]
     async fn credentials(&self, ctx: &BindContext<'_>) -> Result<Bound, BinderError> {
-        let config = self.rendered_config(ctx).await?;
+        let Rendered {
+            config, role: name, ..
+        } = self.rendered_config(ctx, false).await?;
         let instance_id = ctx.instance.id.as_str();
-        let name = self.object_name(instance_id);
         let engine = &config.engine.mount;
         let reply: Reply = self
             .vault
@@ -868,8 +969,9 @@ impl Binder for VaultBinder {
     ) -> Result<(), BinderError> {
         let instance_id = instance.id.as_str();
         if let Some(record) = self.instance_record(instance_id).await? {
-            for engine in &record.engine_mounts {
-                self.remove_engine_objects(engine, &record.name).await?;
+            for o in &record.objects {
+                self.remove_engine_objects(&o.engine, &o.name, &o.connection)
+                    .await?;
             }
         }
         let dir = format!("{}/metadata/bindings/{instance_id}/", self.kv_mount);
