@@ -1305,3 +1305,4 @@ async fn reconcile_finds_an_orphan_lease_and_fix_revokes_it() {
 mod concurrent;
 mod legacy;
 mod renewal;
+mod rotation;
