@@ -11,15 +11,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 use clap::Parser;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::adapters::dynamodb::DynamoStore;
+use crate::config::{Config, StoreLocation};
 use crate::domain::broker::Broker;
+use crate::domain::ports::{BinderRegistry, Orchestrator, Store};
 use crate::domain::renewal::renew_due;
 use crate::domain::sync::sync_catalog_with;
 use crate::http::{Route, router};
@@ -34,33 +39,118 @@ const INIT_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Serves `routes` (one, for a route's function) with the one OSB router until the Lambda
 /// runtime stops. Config, secrets, clients and connections are set up once, here, during
 /// init; routes outside `routes` answer the router's JSON 404.
-pub async fn serve(routes: &[Route]) -> Result<(), Error> {
+///
+/// `CLOUDIFY` and `VAULT` say at compile time which backends the function's binary links in
+/// (they must equal the access table's columns for `routes`, checked here): with fat LTO a
+/// function without Vault carries no Vault adapter, and the store is DynamoDB only (no
+/// SQLite), which is most of what keeps each binary small (BENCHMARKS.md).
+pub async fn serve<const CLOUDIFY: bool, const VAULT: bool>(routes: &[Route]) -> Result<(), Error> {
+    let started = Instant::now();
     let access = Access::of_routes(routes);
-    let config = init_config(access).await?;
-    let broker = wiring::build_broker(&config).await?;
-    let warm_up_started = std::time::Instant::now();
-    warm_up(&broker).await;
-    // bench/run reads this line to report init with and without the warm-up.
-    tracing::info!(
-        warm_up_us = warm_up_started.elapsed().as_micros() as u64,
-        "init done"
-    );
+    if (access.cloudify, access.vault) != (CLOUDIFY, VAULT) {
+        return Err(wiring::StartupError(format!(
+            "this function links cloudify={CLOUDIFY} vault={VAULT} but its routes need \
+             cloudify={} vault={}",
+            access.cloudify, access.vault
+        ))
+        .into());
+    }
+    let (config, sdk) = init_config(access).await?;
+    let config_us = started.elapsed().as_micros() as u64;
+    let store = dynamodb_store(&config, &sdk)?;
+    let orchestrator = if CLOUDIFY {
+        wiring::orchestrator(&config).await?
+    } else {
+        None
+    };
+    let binders = if VAULT {
+        wiring::binders(&config).await?
+    } else {
+        BinderRegistry::new()
+    };
+    let clients_us = started.elapsed().as_micros() as u64 - config_us;
+    let warm_up_started = Instant::now();
+    warm_up(store.as_ref(), orchestrator.as_deref(), &binders).await;
+    let warm_up_us = warm_up_started.elapsed().as_micros() as u64;
+    let broker = Broker::new(store, orchestrator, binders, config.broker_settings());
     let state = wiring::api_state(&config, broker)?;
+    // bench/run reads this line to report init with and without the warm-up; the phases
+    // before it are measured from the start of `main`'s body.
+    tracing::info!(config_us, clients_us, warm_up_us, "init done");
     lambda_http::run(router(state, routes)).await
+}
+
+/// The AWS SDK configuration of a function, from the variables Lambda sets: `AWS_REGION`,
+/// and the credentials of the function's role in `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`. Not `aws_config::load_defaults`: its
+/// provider chain (profile files, SSO, web identity through STS, ECS, IMDS) has nothing to
+/// find in Lambda, costs init time and links the STS client into every binary
+/// (BENCHMARKS.md). Endpoint overrides (`AWS_ENDPOINT_URL_<SERVICE>`) are read per client.
+fn sdk_config() -> SdkConfig {
+    let region = env_value("AWS_REGION").or_else(|| env_value("AWS_DEFAULT_REGION"));
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region.map(Region::new))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .build()
+}
+
+/// A non-empty environment variable.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The endpoint override of one AWS service (`AWS_ENDPOINT_URL_<SERVICE>`, then
+/// `AWS_ENDPOINT_URL`), as the SDK's own configuration loader reads them.
+fn endpoint_url(service_env: &str) -> Option<String> {
+    env_value(&format!("AWS_ENDPOINT_URL_{service_env}")).or_else(|| env_value("AWS_ENDPOINT_URL"))
+}
+
+/// The DynamoDB store of `--store` (the only store a Lambda function links in), its client
+/// from the one SDK configuration of init.
+fn dynamodb_store(config: &Config, sdk: &SdkConfig) -> Result<Arc<dyn Store>, Error> {
+    match &config.store {
+        StoreLocation::DynamoDb(table) => {
+            let mut client_config = aws_sdk_dynamodb::config::Builder::from(sdk);
+            client_config.set_endpoint_url(endpoint_url("DYNAMODB"));
+            Ok(Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::from_conf(client_config.build()),
+                table.as_str(),
+            )))
+        }
+        other => Err(wiring::StartupError(format!(
+            "BROKER_STORE={other}: the Lambda functions use a DynamoDB store (dynamodb:TABLE)"
+        ))
+        .into()),
+    }
 }
 
 /// The scheduled function (`osb-sync-catalog`): on every EventBridge event, the catalog sync
 /// from Cloudify. A failed run is an invocation error (counted by the template's alarm; the
 /// event goes to the dead-letter queue).
 pub async fn sync() -> Result<(), Error> {
-    let config = init_config(Access::SYNC).await?;
-    let store = wiring::open_store(&config.store).await?;
+    let started = Instant::now();
+    let (config, sdk) = init_config(Access::SYNC).await?;
+    let config_us = started.elapsed().as_micros() as u64;
+    let store = dynamodb_store(&config, &sdk)?;
     let orchestrator = wiring::orchestrator(&config).await?.ok_or_else(|| {
         wiring::StartupError("CLOUDIFY_URL is required by the catalog sync".into())
     })?;
-    let _ = tokio::time::timeout(INIT_CALL_TIMEOUT, orchestrator.ping()).await;
-    let _ = tokio::time::timeout(INIT_CALL_TIMEOUT, store.catalog_version()).await;
     let binders = Arc::new(wiring::binders(&config).await?);
+    let clients_us = started.elapsed().as_micros() as u64 - config_us;
+    let warm_up_started = Instant::now();
+    let _ = tokio::join!(
+        tokio::time::timeout(INIT_CALL_TIMEOUT, orchestrator.ping()),
+        tokio::time::timeout(INIT_CALL_TIMEOUT, store.catalog_version()),
+    );
+    tracing::info!(
+        config_us,
+        clients_us,
+        warm_up_us = warm_up_started.elapsed().as_micros() as u64,
+        "init done"
+    );
     let config = Arc::new(config);
     lambda_runtime::run(lambda_runtime::service_fn(move |_: LambdaEvent<Value>| {
         let (store, orchestrator, config, binders) = (
@@ -100,7 +190,9 @@ pub async fn sync() -> Result<(), Error> {
 
 /// Settings from the environment (§3a) plus the secrets this function may read; backends
 /// the function does not use are left unconfigured, so that it builds no client for them.
-async fn init_config(access: Access) -> Result<Config, Error> {
+/// Also the one AWS SDK configuration of the process (Secrets Manager and DynamoDB share it:
+/// loading it twice would build two HTTPS clients).
+async fn init_config(access: Access) -> Result<(Config, SdkConfig), Error> {
     #[derive(Parser)]
     struct FromEnv {
         #[command(flatten)]
@@ -108,7 +200,8 @@ async fn init_config(access: Access) -> Result<Config, Error> {
     }
     let mut config = FromEnv::try_parse_from(["cloudify-osb-lambda"])?.config;
     telemetry::init(config.log_format);
-    for (name, value) in read_secrets(&access.secrets()).await {
+    let sdk = sdk_config();
+    for (name, value) in read_secrets(&sdk, &access.secrets()).await {
         apply_secret(&mut config, name, value);
     }
     if !access.cloudify {
@@ -117,15 +210,43 @@ async fn init_config(access: Access) -> Result<Config, Error> {
     if !access.vault {
         config.vault_addr = None;
     }
-    Ok(config)
+    Ok((config, sdk))
 }
 
 /// Opens the connections the function will use (TLS handshakes are cheap during init and
-/// slow afterwards at small memory sizes); bounded, and failures only logged.
-async fn warm_up(broker: &Broker) {
-    match tokio::time::timeout(INIT_CALL_TIMEOUT * 2, broker.readiness()).await {
-        Ok(readiness) => tracing::debug!(ready = readiness.ready, "warm-up done"),
-        Err(_) => tracing::warn!("warm-up timed out"),
+/// slow afterwards at small memory sizes), all backends at once; bounded, and failures only
+/// logged (the routes answer 503 naming a backend that is down).
+async fn warm_up(
+    store: &dyn Store,
+    orchestrator: Option<&dyn Orchestrator>,
+    binders: &BinderRegistry,
+) {
+    let store = async {
+        if let Err(e) = store.catalog_version().await {
+            tracing::warn!(dependency = "store", error = %e, "warm-up failed");
+        }
+    };
+    let cloudify = async {
+        if let Some(o) = orchestrator {
+            if let Err(e) = o.ping().await {
+                tracing::warn!(dependency = "cloudify", error = %e, "warm-up failed");
+            }
+        }
+    };
+    let binders = async {
+        for name in binders.names() {
+            let Some(b) = binders.get(name) else { continue };
+            if let Err(e) = b.connect().await {
+                tracing::warn!(dependency = name, error = %e, "warm-up failed");
+            }
+        }
+    };
+    let all = async { tokio::join!(store, cloudify, binders) };
+    if tokio::time::timeout(INIT_CALL_TIMEOUT * 2, all)
+        .await
+        .is_err()
+    {
+        tracing::warn!("warm-up timed out");
     }
 }
 
@@ -249,7 +370,10 @@ pub static VAULT_SECRET: SecretSource = SecretSource {
 /// Reads the secrets of `sources` whose ARN env var is set; a secret that cannot be read is
 /// logged and skipped, so that the settings it carries stay missing and their routes answer
 /// 503 naming the dependency.
-async fn read_secrets(sources: &[&'static SecretSource]) -> BTreeMap<&'static str, SecretString> {
+async fn read_secrets(
+    sdk: &SdkConfig,
+    sources: &[&'static SecretSource],
+) -> BTreeMap<&'static str, SecretString> {
     let mut out = BTreeMap::new();
     let wanted: Vec<(&'static SecretSource, String)> = sources
         .iter()
@@ -263,8 +387,9 @@ async fn read_secrets(sources: &[&'static SecretSource]) -> BTreeMap<&'static st
     if wanted.is_empty() {
         return out;
     }
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let mut client_config = aws_sdk_secretsmanager::config::Builder::from(sdk);
+    client_config.set_endpoint_url(endpoint_url("SECRETS_MANAGER"));
+    let client = aws_sdk_secretsmanager::Client::from_conf(client_config.build());
     // Read in parallel, each bounded: init as a whole has 10 s.
     let mut reads = tokio::task::JoinSet::new();
     for (source, arn) in wanted {

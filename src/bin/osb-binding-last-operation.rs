@@ -1,4 +1,5 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), cloudify_osb::lambda::Error> {
-    cloudify_osb::lambda::serve(&[cloudify_osb::http::Route::BindingLastOperation]).await
+    cloudify_osb::lambda::serve::<false, false>(&[cloudify_osb::http::Route::BindingLastOperation])
+        .await
 }

@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), cloudify_osb::lambda::Error> {
-    cloudify_osb::lambda::serve(&[cloudify_osb::http::Route::Update]).await
+    cloudify_osb::lambda::serve::<true, false>(&[cloudify_osb::http::Route::Update]).await
 }

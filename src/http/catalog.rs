@@ -2,7 +2,7 @@
 //! pre-serialised body with a strong `ETag`; `If-None-Match` with a matching tag (or `*`)
 //! answers 304 without a body. Must not import adapter crates.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -29,7 +29,8 @@ pub fn respond(snapshot: &CatalogSnapshot, headers: &HeaderMap) -> Response {
     let mut response = if matched {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = Body::from(doc.body.to_vec()).into_response();
+        // The snapshot's bytes themselves (no copy of a catalog that may be megabytes).
+        let mut r = Body::from(Bytes::from_owner(doc.body.clone())).into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
