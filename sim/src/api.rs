@@ -166,7 +166,7 @@ async fn fill_traceback(State(sim): State<Shared>, req: Request, next: Next) -> 
 }
 
 async fn inject_faults(State(sim): State<Shared>, req: Request, next: Next) -> Response {
-    let (latency, drop, fail) = {
+    let (latency, drop, fail, lose) = {
         let mut st = sim.lock();
         let f = &mut st.faults;
         let drop = f.drop_connections > 0;
@@ -176,7 +176,19 @@ async fn inject_faults(State(sim): State<Shared>, req: Request, next: Next) -> R
         } else if fail {
             f.http_500 -= 1;
         }
-        (f.latency_ms, drop, fail)
+        let lose = if drop || fail {
+            false
+        } else {
+            let (method, path) = (req.method().as_str(), req.uri().path());
+            match f.lose_answer.iter().position(|r| r.matches(method, path)) {
+                Some(i) => {
+                    f.lose_answer.remove(i);
+                    true
+                }
+                None => false,
+            }
+        };
+        (f.latency_ms, drop, fail, lose)
     };
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -186,6 +198,16 @@ async fn inject_faults(State(sim): State<Shared>, req: Request, next: Next) -> R
             conn.kill();
         }
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    if lose {
+        // Carried out; its answer is lost.
+        let _carried_out = next.run(req).await;
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "Internal error occurred in manager REST server - simulated failure (cloudify-sim)",
+        )
+        .into_response();
     }
     if fail {
         return ApiError::new(

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::api::cancel_execution;
 use crate::fixtures::Fixture;
-use crate::state::{FailRule, Sim};
+use crate::state::{FailRule, LoseRule, Sim};
 
 type Shared = Arc<Sim>;
 
@@ -49,6 +49,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/_sim/executions", get(list_executions))
         .route("/_sim/executions/{id}/cancel", post(cancel))
         .route("/_sim/fail-next", post(fail_next))
+        .route("/_sim/lose-answer", post(lose_answer))
         .route("/_sim/faults", get(get_faults).post(set_faults))
         .route("/_sim/reset", post(reset))
         .with_state(sim)
@@ -168,6 +169,25 @@ async fn fail_next(State(sim): State<Shared>, body: Bytes) -> Response {
     };
     let mut st = sim.lock();
     st.faults.fail_next.push(rule);
+    (StatusCode::CREATED, axum::Json(json!(st.faults))).into_response()
+}
+
+async fn lose_answer(State(sim): State<Shared>, body: Bytes) -> Response {
+    let doc = match parse(&body) {
+        Ok(d) => d,
+        Err(r) => return r.into_response(),
+    };
+    let rule: LoseRule = match serde_json::from_value(doc) {
+        Ok(r) => r,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!("bad lose-answer rule: {e}"),
+            );
+        }
+    };
+    let mut st = sim.lock();
+    st.faults.lose_answer.push(rule);
     (StatusCode::CREATED, axum::Json(json!(st.faults))).into_response()
 }
 

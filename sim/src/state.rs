@@ -192,6 +192,32 @@ pub struct FailRule {
     pub message: String,
 }
 
+/// A request that is carried out but whose answer is replaced by a 500 (the answer lost
+/// after the manager acted: the client cannot tell whether it happened).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LoseRule {
+    /// Only requests with this HTTP method (any when absent).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Only requests whose path starts with this (any when absent), e.g.
+    /// `/api/v3.1/deployments/`.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+}
+
+impl LoseRule {
+    /// Whether the rule applies to this request.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+    }
+}
+
 fn default_fail_message() -> String {
     "Simulated failure injected by cloudify-sim".into()
 }
@@ -207,6 +233,8 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Scheduled workflow failures.
     pub fail_next: Vec<FailRule>,
+    /// Requests to carry out and then answer with 500 (first matching rule, used once).
+    pub lose_answer: Vec<LoseRule>,
 }
 
 /// An API token.

@@ -172,6 +172,17 @@ impl Sim {
         .await;
     }
 
+    /// The next API request matching `method` and `path_prefix` is carried out, then answered
+    /// 500 (`POST /_sim/lose-answer`): the manager acted, the answer was lost.
+    pub async fn lose_answer(&self, method: &str, path_prefix: &str) {
+        self.ctl(
+            reqwest::Method::POST,
+            "lose-answer",
+            Some(json!({"method": method, "path_prefix": path_prefix})),
+        )
+        .await;
+    }
+
     /// The simulator's deployments (inspection route), with `_installed` etc.
     pub async fn deployments(&self) -> Vec<Value> {
         match self.ctl(reqwest::Method::GET, "deployments", None).await {
