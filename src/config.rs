@@ -123,6 +123,11 @@ pub struct Config {
         default_missing_value = "true"
     )]
     pub cloudify_insecure: bool,
+    /// How long one OSB request may wait for Cloudify in all, retries included (each HTTP
+    /// call gets at most what is left); then it answers 503, or 202 when the outcome is
+    /// unknown. Keep it under the gateway's limit (API Gateway: 30s).
+    #[arg(long, env = "CLOUDIFY_TIMEOUT", value_parser = duration, default_value = "20s")]
+    pub cloudify_timeout: Duration,
     /// Vault address.
     #[arg(long, env = "VAULT_ADDR")]
     pub vault_addr: Option<String>,
@@ -239,6 +244,7 @@ mod tests {
         .unwrap();
         let c = cli.config;
         assert_eq!(c.renew_interval, Duration::from_secs(90));
+        assert_eq!(c.cloudify_timeout, Duration::from_secs(20));
         assert_eq!(c.catalog, CatalogMode::OptIn);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");

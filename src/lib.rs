@@ -5,7 +5,8 @@
 //!   the ports `Store`, `Orchestrator`, `Binder`. No adapter, HTTP or AWS types.
 //! - `adapters`: implementations of the ports (memory, sqlite, dynamodb, cloudify, vault).
 //! - `http`: the one axum router that owns the OSB protocol.
-//! - `config`, `telemetry`: typed configuration and logging.
+//! - `config`, `telemetry`: typed configuration and logging; `deadline`: the deadline of the
+//!   OSB request being served, which adapters' calls must end within.
 //! - `wiring`: builds the broker and its adapters from the configuration.
 //! - `cli`: the `cloudify-osb` command line (`serve`, …); `store_admin`: `store create-table`.
 //! - `lambda` (feature `aws`): the Lambda entry points, one function per route plus the
@@ -15,6 +16,7 @@ pub mod adapters;
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod domain;
 pub mod http;
 #[cfg(feature = "aws")]

@@ -108,6 +108,8 @@ pub fn cloudify_orchestrator(
     };
     c.ca_cert = config.cloudify_ca_cert.clone().map(CaCert::File);
     c.insecure = config.cloudify_insecure;
+    c.request_timeout = c.request_timeout.min(config.cloudify_timeout);
+    c.retry.total_budget = c.retry.total_budget.min(config.cloudify_timeout);
     CloudifyOrchestrator::new(c)
         .map(Some)
         .map_err(|e| StartupError(format!("Cloudify configuration: {e}")))
@@ -158,7 +160,7 @@ pub fn api_state(config: &Config, broker: Broker) -> Result<ApiState, StartupErr
             ));
         }
     }
-    Ok(ApiState::new(Arc::new(broker), auth))
+    Ok(ApiState::new(Arc::new(broker), auth).with_deadline(config.cloudify_timeout))
 }
 
 /// A secret from the configuration, for adapters that need one.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -157,6 +157,8 @@ impl FromStr for Route {
 pub struct ApiState {
     pub broker: Arc<Broker>,
     pub auth: Arc<BasicAuth>,
+    /// How long one OSB request may wait for its backends ([`crate::deadline`]).
+    pub deadline: Option<Duration>,
 }
 
 impl ApiState {
@@ -165,7 +167,14 @@ impl ApiState {
         Self {
             broker,
             auth: Arc::new(auth),
+            deadline: None,
         }
+    }
+
+    /// Every OSB request gets `budget` for its calls to backends (`--cloudify-timeout`).
+    pub fn with_deadline(mut self, budget: Duration) -> Self {
+        self.deadline = Some(budget);
+        self
     }
 }
 
@@ -264,15 +273,15 @@ async fn dispatch(st: ApiState, route: Route, req: Request) -> Response {
         .unwrap_or("-")
         .to_owned();
     let span = tracing::info_span!("route", route = route.name());
-    async move {
+    let deadline = st.deadline;
+    let work = async move {
         let (parts, body) = req.into_parts();
         match handle(&st, route, parts, body, &identity).await {
             Ok(response) => response,
             Err(e) => e.into_response(),
         }
-    }
-    .instrument(span)
-    .await
+    };
+    crate::deadline::scope(deadline, work.instrument(span)).await
 }
 
 fn answer<T: Serialize>(reply: Reply<T>) -> Response {

@@ -103,6 +103,9 @@ fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
     base + jitter
 }
 
+/// The shortest time worth starting an HTTP exchange with.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+
 fn retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 500 | 502 | 503 | 504)
 }
@@ -178,6 +181,11 @@ impl Transport {
         retry: Retry,
     ) -> Result<Reply, OrchestratorError> {
         let started = Instant::now();
+        // The policy's budget, cut to what is left of the OSB request being served.
+        let budget = match crate::deadline::remaining() {
+            Some(left) => self.retry.total_budget.min(left),
+            None => self.retry.total_budget,
+        };
         let attempts = match retry {
             Retry::Idempotent => self.retry.max_attempts.max(1),
             Retry::Once => 1,
@@ -185,14 +193,18 @@ impl Transport {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let elapsed = started.elapsed();
-            let remaining = self.retry.total_budget.saturating_sub(elapsed);
-            let timeout = if attempts > 1 {
-                self.request_timeout
-                    .min(remaining.max(Duration::from_millis(100)))
-            } else {
-                self.request_timeout
-            };
+            let remaining = budget.saturating_sub(started.elapsed());
+            if remaining < MIN_ATTEMPT {
+                tracing::warn!(
+                    %method, path = url.path(), attempt,
+                    "no time left for a Cloudify call within the request's deadline"
+                );
+                return Err(OrchestratorError::Unavailable(format!(
+                    "{method} {}: no time left within the request's deadline",
+                    url.path()
+                )));
+            }
+            let timeout = self.request_timeout.min(remaining);
             let mut request = self
                 .client
                 .request(method.clone(), url.clone())
@@ -217,7 +229,7 @@ impl Transport {
             };
             let ms = t0.elapsed().as_millis() as u64;
             let may_retry = attempt < attempts
-                && started.elapsed() + backoff(&self.retry, attempt) < self.retry.total_budget;
+                && started.elapsed() + backoff(&self.retry, attempt) + MIN_ATTEMPT < budget;
             match outcome {
                 Ok(reply) if retryable_status(reply.status) && may_retry => {
                     tracing::warn!(
