@@ -241,9 +241,16 @@ impl DynamoStore {
     }
 
     /// A store on `table` with region and credentials from the environment (the usual AWS
-    /// chain); the endpoint follows `AWS_ENDPOINT_URL_DYNAMODB` when it is set.
+    /// chain); the endpoint follows `AWS_ENDPOINT_URL_DYNAMODB` when it is set. Every call
+    /// has a time limit, retries included: a store that stops answering (not refusing: a
+    /// hung server) makes the request answer 503 naming the store instead of hanging.
     pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::load_from_env().await;
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(8))
+            .operation_timeout(Duration::from_secs(15))
+            .build();
+        let config = aws_config::from_env().timeout_config(timeouts).load().await;
         Self::new(Client::new(&config), table)
     }
 
