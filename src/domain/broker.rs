@@ -47,6 +47,9 @@ const MAX_RETRIES: usize = 3;
 /// instance (longer than the orchestrator's request timeout and retries). A deprovision in
 /// that window answers `ConcurrencyError` instead of racing the create (see `deprovision`).
 const PROVISION_IN_FLIGHT: time::Duration = time::Duration::seconds(60);
+/// How long a binding being created counts as a bind still running (a bind request ends
+/// well within it); older ones were abandoned and a deprovision revokes them.
+const BIND_IN_FLIGHT: time::Duration = time::Duration::seconds(120);
 
 /// Errors of the broker's operations. Each variant carries what the HTTP layer needs to
 /// build the OSB answer; the status depends on the route (`http::error`).
@@ -722,8 +725,21 @@ impl Broker {
             inputs,
             labels: deployment_labels(id, req.context.as_ref()),
         };
-        if let Err(e) = orchestrator.create_deployment(&spec).await {
-            return Err(self.provision_create_failed(stored, e).await);
+        match orchestrator.create_deployment(&spec).await {
+            Ok(()) => {}
+            // A server error or a lost answer: the PUT may have created the deployment all
+            // the same. Ours if it exists (the ID is the instance's and the record is ours):
+            // carry on as if the answer had arrived; the polls drive it from here.
+            Err(e @ OrchestratorError::Unavailable(_)) => {
+                match orchestrator.deployment_exists(&spec.deployment_id).await {
+                    Ok(true) => tracing::warn!(
+                        error = %e,
+                        "Cloudify's answer to the deployment PUT was lost, but the deployment exists; going on"
+                    ),
+                    _ => return Err(self.provision_create_failed(stored, e).await),
+                }
+            }
+            Err(e) => return Err(self.provision_create_failed(stored, e).await),
         }
 
         let mut current = stored;
@@ -787,8 +803,9 @@ impl Broker {
     }
 
     /// `create_deployment` failed: a refusal removes the record (400 with Cloudify's
-    /// message, nothing left behind); an unknown outcome marks the provision failed so the
-    /// platform's orphan mitigation deletes whatever may exist.
+    /// message, nothing left behind); an unknown outcome (the deployment could not be seen
+    /// either) marks the provision failed so the platform's orphan mitigation deletes
+    /// whatever may exist.
     async fn provision_create_failed(&self, stored: Instance, e: OrchestratorError) -> BrokerError {
         let refusal = match &e {
             OrchestratorError::InvalidInput(m) | OrchestratorError::Rejected(m) => {
@@ -1048,7 +1065,16 @@ impl Broker {
                 return Err(BrokerError::ConcurrencyError);
             }
             let orchestrator = self.cloudify()?;
-            self.revoke_all(&instance).await?;
+            let now = OffsetDateTime::now_utc();
+            let binding_in_flight =
+                self.store.bindings_of(id).await?.iter().any(|b| {
+                    b.state == BindingState::Creating && now - b.created_at < BIND_IN_FLIGHT
+                });
+            if binding_in_flight {
+                // A bind is making credentials: revoking now could miss them. The platform
+                // retries the DELETE once the bind answered.
+                return Err(BrokerError::ConcurrencyError);
+            }
 
             let never_installed = instance.state == InstanceState::Provisioning
                 && instance
@@ -1060,7 +1086,7 @@ impl Broker {
             } else {
                 Phase::Cancel
             };
-            let mut claim = instance;
+            let mut claim = instance.clone();
             claim.state = InstanceState::Deprovisioning;
             claim.operation = Some(Operation::start(OperationKind::Deprovision, first, None));
             let claimed = match self.store.update_instance(&claim).await {
@@ -1068,6 +1094,16 @@ impl Broker {
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             };
+            // Bindings only after the claim: a bind that has not held the instance yet
+            // cannot any more (see `hold_instance`).
+            if let Err(e) = self.revoke_all(&claimed).await {
+                let mut back = instance.clone();
+                back.version = claimed.version;
+                if let Err(r) = self.store.update_instance(&back).await {
+                    tracing::error!(error = %r, "could not undo the deprovision's claim");
+                }
+                return Err(e);
+            }
             let operation = claimed.operation.as_ref().map(|o| o.id.clone());
             let finished = match self
                 .advance_and_record(orchestrator.as_ref(), claimed, None)
@@ -1431,6 +1467,17 @@ impl Broker {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Err(e) = self.hold_instance(instance_id).await {
+            match self
+                .store
+                .delete_binding(instance_id, binding_id, record.version)
+                .await
+            {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(d) => tracing::warn!(error = %d, "could not remove the halted binding"),
+            }
+            return Err(e);
+        }
         let ctx = BindContext {
             instance: &instance,
             binding_id,
@@ -1454,6 +1501,34 @@ impl Broker {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// The bind's half of the exclusion between bind and deprovision. Once its binding
+    /// record exists, a bind re-reads the instance and writes it back (version-checked).
+    /// A deprovision claims the instance with a version-checked write too, and lists the
+    /// bindings only after it read the instance: so either its claim comes first and this
+    /// write fails (the re-read shows the instance deprovisioning: 422, nothing made), or
+    /// this write (or another one after the record appeared) comes first and the
+    /// deprovision meets the record (422 while it is being created, revoked once bound).
+    async fn hold_instance(&self, instance_id: &InstanceId) -> Result<(), BrokerError> {
+        let current = self
+            .store
+            .instance(instance_id)
+            .await?
+            .ok_or(BrokerError::ConcurrencyError)?;
+        usable(&current)?;
+        match self.store.update_instance(&current).await {
+            Ok(_) => Ok(()),
+            // Someone wrote after the record appeared; fine unless it was a deprovision.
+            Err(StoreError::Conflict) => usable(
+                &self
+                    .store
+                    .instance(instance_id)
+                    .await?
+                    .ok_or(BrokerError::ConcurrencyError)?,
+            ),
+            Err(e) => Err(e.into()),
         }
     }
 
