@@ -75,6 +75,15 @@ fn cloudify_args(db: &Path, cloudify_url: &str) -> Vec<String> {
 impl Serve {
     /// `sync` then `serve` on `dir/broker.db`, Cloudify at `cloudify_url`.
     async fn start(dir: &Path, cloudify_url: &str, sync: bool) -> Serve {
+        Self::start_full(dir, cloudify_url, sync, &[]).await
+    }
+
+    /// `serve` (no sync) with extra flags.
+    async fn start_with(dir: &Path, cloudify_url: &str, extra: &[&str]) -> Serve {
+        Self::start_full(dir, cloudify_url, false, extra).await
+    }
+
+    async fn start_full(dir: &Path, cloudify_url: &str, sync: bool, extra: &[&str]) -> Serve {
         let db = dir.join("broker.db");
         if sync {
             let out = Command::new(broker_bin())
@@ -96,6 +105,7 @@ impl Serve {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--username", USER, "--password", PASSWORD])
             .args(cloudify_args(&db, cloudify_url))
+            .args(extra)
             .env_remove("VAULT_ADDR")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -599,4 +609,75 @@ fn raw_request(addr: &str, request: &str) -> String {
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
+}
+
+/// Issue 13, known bug: Cloudify carried out the deployment PUT but its answer was a 500.
+/// The deployment exists, so the provision goes on (202) instead of being marked failed,
+/// and ends with one deployment and one install.
+#[tokio::test]
+async fn a_500_after_cloudify_created_the_deployment_adopts_it_and_the_provision_succeeds() {
+    let sim = start_sim();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = Serve::start(dir.path(), &sim.url, true).await;
+    let o = serve.offering().await;
+    let id = "lost-put-1";
+    sim.lose_answer("PUT", &format!("/api/v3.1/deployments/osb-{id}"))
+        .await;
+    let (status, body) = serve.provision(id, &o).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "{body}; log: {}",
+        serve.log_text()
+    );
+    let (status, last) = serve.settle(id).await;
+    assert_eq!(
+        (status, last["state"].clone()),
+        (StatusCode::OK, json!("succeeded")),
+        "{last}"
+    );
+    assert_eq!(
+        sim.deployment_ids(&format!("osb-{id}")).await,
+        vec![format!("osb-{id}")]
+    );
+    let installs = sim
+        .executions()
+        .await
+        .iter()
+        .filter(|e| e["deployment_id"] == format!("osb-{id}") && e["workflow_id"] == "install")
+        .count();
+    assert_eq!(installs, 1, "one install workflow");
+    assert!(
+        serve
+            .log_text()
+            .contains("answer to the deployment PUT was lost"),
+        "the adoption is logged"
+    );
+    serve.deprovision_until_gone(id, &o).await;
+    assert!(sim.deployment_ids(&format!("osb-{id}")).await.is_empty());
+}
+
+/// A Cloudify answering only after a minute: the provision answers within the
+/// `--cloudify-timeout` budget (here 2 s) plus slack, never hangs.
+#[tokio::test]
+async fn a_slow_cloudify_gets_a_503_within_the_cloudify_timeout() {
+    let sim = start_sim();
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(Serve::start(dir.path(), &sim.url, true).await);
+    let serve = Serve::start_with(dir.path(), &sim.url, &["--cloudify-timeout", "2s"]).await;
+    let o = serve.offering().await;
+    sim.faults(0, 0, 60_000).await;
+    let t0 = Instant::now();
+    let (status, body) = serve.provision("slow-1", &o).await;
+    let took = t0.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Cloudify")
+    );
+    assert!(took < Duration::from_secs(6), "answered in {took:?}");
+    sim.faults(0, 0, 0).await;
+    serve.deprovision_until_gone("slow-1", &o).await;
 }

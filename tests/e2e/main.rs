@@ -2,8 +2,11 @@
 //! binaries) against the real servers (DESIGN.md §8.4). One test binary; modules inside.
 
 mod catalog;
+mod faults;
 mod hardening;
 mod lifecycle;
 mod ops;
+mod races;
 mod readme;
 mod update;
+mod world;

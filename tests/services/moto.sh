@@ -3,7 +3,8 @@
 # start: a venv with PyPI `moto[server]` (pinned: moto_serial.py uses its server module), moto
 # on a free loopback port handling one request at a time (moto_serial.py says why); waits
 # until it answers; writes AWS_ENDPOINT_URL_DYNAMODB and dummy AWS credentials and region to
-# $TEST_STATE/moto.env, always, so that no test can ever reach AWS with real credentials.
+# $TEST_STATE/moto.env, always, so that no test can ever reach AWS with real credentials; and
+# MOTO_PYTHON (the venv's python, for tests that start their own moto_serial.py to stop it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
@@ -40,6 +41,7 @@ start)
     echo "export AWS_SECRET_ACCESS_KEY=testing"
     echo "unset AWS_SESSION_TOKEN AWS_PROFILE"
     echo "export AWS_REGION=us-east-1"
+    echo "export MOTO_PYTHON=$bin/python"
     echo "export AWS_EC2_METADATA_DISABLED=true"
   } >"$envfile"
   echo "moto on $url"
