@@ -251,7 +251,8 @@ async fn moto_stopped_mid_request_gives_503s_naming_the_store_in_time_and_retrie
         answers.len()
     );
     assert!(unavailable > 0, "some requests met the stopped store");
-    assert!(took < Duration::from_secs(40), "no request hung: {took:?}");
+    // The store client gives up after 60 s (attempts of 30 s).
+    assert!(took < Duration::from_secs(80), "no request hung: {took:?}");
     moto.resume();
     store_retries_converge(&w, &serve, &inst, &inst2).await;
     drop(serve);
@@ -291,7 +292,7 @@ async fn moto_killed_mid_request_gives_503s_naming_the_store_and_never_a_500() {
         answers.len(),
         t0.elapsed()
     );
-    assert!(t0.elapsed() < Duration::from_secs(60), "no request hung");
+    assert!(t0.elapsed() < Duration::from_secs(150), "no request hung");
     // moto keeps its tables in memory only: what it held is gone with it, so convergence
     // after a restart is shown by the stopped-moto test; here the leases and users the
     // binds made are removed through Vault (the broker's records went with moto).

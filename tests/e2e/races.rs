@@ -75,7 +75,9 @@ pub async fn scan_table(endpoint: &str, table: &str) -> (String, usize) {
 
 async fn fifty_binds_with_one_id(kind: StoreKind<'_>) {
     let mut w = World::new("rb", kind).await;
-    let serve = w.serve(&[]).await;
+    // Races, not time limits: a loaded machine and moto's one-request-at-a-time server
+    // must not turn slow answers into 503s here.
+    let serve = w.serve(&["--cloudify-timeout", "90s"]).await;
     let inst = format!("{}-i1", w.tag);
     w.provisioned(&serve, &inst).await;
 
@@ -177,7 +179,9 @@ async fn fifty_concurrent_binds_with_one_binding_id_make_one_lease_and_one_user_
 
 async fn bind_racing_deprovision(kind: StoreKind<'_>) {
     let mut w = World::new("rd", kind).await;
-    let serve = w.serve(&[]).await;
+    // Races, not time limits: a loaded machine and moto's one-request-at-a-time server
+    // must not turn slow answers into 503s here.
+    let serve = w.serve(&["--cloudify-timeout", "90s"]).await;
     let mut outcomes = Vec::new();
     for round in 0..4u64 {
         let inst = format!("{}-r{round}", w.tag);

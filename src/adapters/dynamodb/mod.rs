@@ -247,8 +247,10 @@ impl DynamoStore {
     pub async fn from_env(table: impl Into<String>) -> Self {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))
-            .operation_attempt_timeout(Duration::from_secs(8))
-            .operation_timeout(Duration::from_secs(15))
+            // Generous: a shared test moto serialises every request, and a catalog
+            // transaction of 100 entries is large; the point is that nothing waits forever.
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .operation_timeout(Duration::from_secs(60))
             .build();
         let config = aws_config::from_env().timeout_config(timeouts).load().await;
         Self::new(Client::new(&config), table)
