@@ -131,18 +131,27 @@ pub struct Config {
     /// Vault address.
     #[arg(long, env = "VAULT_ADDR")]
     pub vault_addr: Option<String>,
-    /// Vault token.
+    /// Vault token (wins over AppRole and AWS IAM).
     #[arg(long, env = "VAULT_TOKEN", value_parser = secret, hide_env_values = true)]
     pub vault_token: Option<SecretString>,
-    /// Vault AppRole role ID.
-    #[arg(long, env = "VAULT_ROLE_ID")]
+    /// Vault AppRole role ID (with --vault-secret-id).
+    #[arg(long, env = "VAULT_ROLE_ID", hide_env_values = true)]
     pub vault_role_id: Option<String>,
-    /// Vault AppRole secret ID.
+    /// Vault AppRole secret ID (with --vault-role-id).
     #[arg(long, env = "VAULT_SECRET_ID", value_parser = secret, hide_env_values = true)]
     pub vault_secret_id: Option<SecretString>,
-    /// Vault role for AWS IAM auth (Lambda).
+    /// Vault role for AWS IAM auth (when neither token nor AppRole is given).
     #[arg(long, env = "VAULT_AWS_ROLE")]
     pub vault_aws_role: Option<String>,
+    /// Mount path of the Vault auth method (default: approle, or aws for IAM).
+    #[arg(long, env = "VAULT_AUTH_MOUNT")]
+    pub vault_auth_mount: Option<String>,
+    /// X-Vault-AWS-IAM-Server-ID value, when the aws auth mount requires one.
+    #[arg(long, env = "VAULT_AWS_IAM_SERVER_ID")]
+    pub vault_aws_iam_server_id: Option<String>,
+    /// STS region the IAM login is signed for (default: global endpoint, us-east-1).
+    #[arg(long, env = "VAULT_AWS_STS_REGION")]
+    pub vault_aws_sts_region: Option<String>,
     /// Broker-owned KV v2 mount.
     #[arg(long, env = "VAULT_KV_MOUNT", default_value = "cloudify-osb")]
     pub vault_kv_mount: String,

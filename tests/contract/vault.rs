@@ -1306,3 +1306,5 @@ mod concurrent;
 mod legacy;
 mod renewal;
 mod rotation;
+
+mod auth;

@@ -12,6 +12,7 @@
 //! Stateless per call (B16): every call gets what it needs. Never logs or returns a secret.
 //! Must not be imported by `domain`.
 
+pub mod auth;
 mod client;
 pub mod config;
 pub mod legacy;
@@ -34,6 +35,10 @@ use crate::domain::error::BinderError;
 use crate::domain::instance::Instance;
 use crate::domain::ports::{BindContext, Binder, Bound};
 
+pub use self::auth::VaultAuth;
+#[cfg(feature = "aws")]
+pub use self::auth::aws_iam::AwsIam;
+pub use self::client::AuthStats;
 pub use self::config::instance_object_name;
 
 /// Registry name.
@@ -55,8 +60,8 @@ pub fn check_config_location(location: &str) -> Result<(), BinderError> {
 pub struct VaultSettings {
     /// `scheme://host[:port]` (`VAULT_ADDR`).
     pub addr: String,
-    /// `VAULT_TOKEN`.
-    pub token: SecretString,
+    /// How the broker logs in: `VAULT_TOKEN`, AppRole or AWS IAM.
+    pub auth: VaultAuth,
     /// The broker-owned KV v2 mount (`VAULT_KV_MOUNT`, default `cloudify-osb`).
     pub kv_mount: String,
     /// Prefix of per-instance connection and role names (default `osb`).
@@ -66,11 +71,12 @@ pub struct VaultSettings {
 }
 
 impl VaultSettings {
-    /// Settings with the defaults for everything but address and token.
-    pub fn new(addr: impl Into<String>, token: SecretString) -> Self {
+    /// Settings with the defaults for everything but address and auth (a `SecretString` is
+    /// a static token).
+    pub fn new(addr: impl Into<String>, auth: impl Into<VaultAuth>) -> Self {
         Self {
             addr: addr.into(),
-            token,
+            auth: auth.into(),
             kv_mount: "cloudify-osb".into(),
             name_prefix: "osb".into(),
             timeout: Duration::from_secs(30),
@@ -82,7 +88,7 @@ impl std::fmt::Debug for VaultSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultSettings")
             .field("addr", &self.addr)
-            .field("token", &"<redacted>")
+            .field("auth", &self.auth)
             .field("kv_mount", &self.kv_mount)
             .field("name_prefix", &self.name_prefix)
             .field("timeout", &self.timeout)
@@ -197,10 +203,15 @@ impl VaultBinder {
         check_mount_path("the Vault KV mount", &settings.kv_mount)?;
         check_prefix(&settings.name_prefix)?;
         Ok(Self {
-            vault: VaultClient::new(&settings.addr, &settings.token, settings.timeout)?,
+            vault: VaultClient::new(&settings.addr, settings.auth, settings.timeout)?,
             kv_mount: settings.kv_mount,
             prefix: settings.name_prefix,
         })
+    }
+
+    /// How often the broker logged in to Vault and renewed its token.
+    pub fn auth_stats(&self) -> AuthStats {
+        self.vault.auth_stats()
     }
 
     /// The connection and role name of an instance.
