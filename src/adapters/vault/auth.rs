@@ -120,7 +120,7 @@ impl VaultAuth {
     }
 
     /// The login request, or `None` for a static token. The IAM login reads the AWS
-    /// credentials (environment, profile, container or instance role) and signs with them.
+    /// credentials (the environment's, unless others were given) and signs with them.
     pub async fn login_request(&self) -> Result<Option<LoginRequest>, BinderError> {
         match self {
             Self::Token(_) => Ok(None),
@@ -178,9 +178,10 @@ fn check_auth_mount(mount: &str) -> Result<(), BinderError> {
 pub mod aws_iam {
     //! The AWS IAM login: a SigV4-signed `sts:GetCallerIdentity` POST that Vault replays to
     //! STS (DESIGN.md; `reference/vault-openbao.md` §10). Signed with `aws-sigv4`, the
-    //! signer the AWS SDK already uses, with credentials from the default chain
-    //! (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` in Lambda; profile,
-    //! web identity, container or instance role elsewhere).
+    //! signer the AWS SDK already uses, with credentials from the environment
+    //! (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, as Lambda sets them),
+    //! or a provider given with [`AwsIam::with_credentials`]. Not the SDK's default chain: it
+    //! would link the STS and SSO clients into every Lambda binary (BENCHMARKS.md).
 
     use std::collections::BTreeMap;
     use std::time::SystemTime;
@@ -231,7 +232,7 @@ pub mod aws_iam {
     }
 
     impl AwsIam {
-        /// IAM login with the default credential chain (resolved at the first login).
+        /// IAM login with the credentials of the environment variables (read at each login).
         pub fn new(role: impl Into<String>) -> Self {
             Self {
                 mount: super::DEFAULT_AWS_MOUNT.into(),
@@ -275,7 +276,7 @@ pub mod aws_iam {
                 .credentials
                 .get_or_init(|| async {
                     SharedCredentialsProvider::new(
-                        aws_config::default_provider::credentials::default_provider().await,
+                        aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
                     )
                 })
                 .await;

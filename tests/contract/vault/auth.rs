@@ -283,8 +283,11 @@ async fn a_token_past_its_max_ttl_is_replaced_by_a_new_login() {
     bind_and_log_in(&fx, "expire-1", "bind-1").await;
     tokio::time::sleep(Duration::from_millis(4500)).await;
     bind_and_log_in(&fx, "expire-2", "bind-1").await;
+    // Replaced ahead of time (the keep-alive logs in again when a renewal is capped), not
+    // after a denial.
     let s = stats(&fx);
-    assert_eq!(s.logins, 2, "{s:?}");
+    assert!(s.logins >= 2, "{s:?}");
+    assert_eq!(s.relogins_after_denial, 0, "{s:?}");
     approle.remove(&fx).await;
     fx.cleanup().await;
 }
