@@ -26,11 +26,16 @@ fn route_path(route: Route) -> &'static str {
 
 /// The DynamoDB actions each function's operations use (src/adapters/dynamodb): reads are
 /// GetItem and Query; creates and version-checked replaces are PutItem; deletes DeleteItem;
-/// the catalog sync's transactions Put and Update.
+/// the catalog sync stages entries with BatchWriteItem (and deletes superseded ones with it),
+/// claims and publishes the version with UpdateItem; the renewal pass writes with PutItem.
 fn store_actions(route: Option<Route>) -> BTreeSet<&'static str> {
     let read = ["dynamodb:GetItem", "dynamodb:Query"];
     let extra: &[&str] = match route {
-        None => &["dynamodb:PutItem", "dynamodb:UpdateItem"],
+        None => &[
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:BatchWriteItem",
+        ],
         Some(Route::Catalog | Route::GetInstance | Route::GetBinding) => &[],
         Some(Route::BindingLastOperation) => &[],
         Some(Route::Update) => &["dynamodb:PutItem"],

@@ -1,6 +1,6 @@
 //! The DynamoDB store on moto (`tests/services/moto.sh`, `AWS_ENDPOINT_URL_DYNAMODB`): the
 //! shared `Store` contract (module `suite`, from `tests/contract/store.rs`) plus what is
-//! specific to DynamoDB (paging, transaction chunks, indexes, TTL, number mapping). Each test
+//! specific to DynamoDB (paging, staged catalog writes and their publish, indexes, TTL, number mapping). Each test
 //! works on its own freshly created table.
 
 use std::collections::BTreeMap;
@@ -149,6 +149,7 @@ fn entry(n: usize, description: String) -> CatalogEntry {
                 .cloned()
                 .unwrap(),
         )]),
+        retired_plans: vec![],
     }
 }
 
@@ -272,7 +273,7 @@ async fn the_catalog_is_read_page_by_page_with_a_small_page_limit() {
 #[tokio::test]
 async fn a_catalog_over_one_megabyte_is_read_completely() {
     let s = store("ddb-big").await;
-    // 40 entries of ~40 KB: more than one 1 MB Query page, one transaction chunk by size.
+    // 40 entries of ~40 KB: more than one 1 MB Query page.
     let entries: Vec<CatalogEntry> = (0..40)
         .map(|n| entry(n, format!("{n} {}", "x".repeat(40_000))))
         .collect();
@@ -288,7 +289,7 @@ async fn a_catalog_over_one_megabyte_is_read_completely() {
 }
 
 #[tokio::test]
-async fn more_entries_than_one_transaction_holds_bump_the_version_once() {
+async fn more_entries_than_one_batch_write_holds_bump_the_version_once() {
     let s = store("ddb-chunks").await;
     let entries: Vec<CatalogEntry> = (0..230).map(|n| entry(n, format!("s{n}"))).collect();
     assert_eq!(s.put_catalog_entries(&entries).await.unwrap(), 1);
@@ -305,7 +306,7 @@ async fn more_entries_than_one_transaction_holds_bump_the_version_once() {
 }
 
 /// Catalog writers in different processes (one store each, so no shared in-process lock) are
-/// kept apart only by the conditional version bump inside the transaction.
+/// kept apart only by the write lease on the version item.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalog_writers_in_separate_processes_each_bump_the_version() {
     let first = store("ddb-cv-race").await;
@@ -323,6 +324,246 @@ async fn catalog_writers_in_separate_processes_each_bump_the_version() {
     versions.sort();
     assert_eq!(versions, (1..=8).collect::<Vec<u64>>());
     assert_eq!(first.catalog_version().await.unwrap(), 8);
+}
+
+/// The raw catalog entry items of a table (every tag, committed or not).
+async fn raw_entry_items(table: &str) -> Vec<BTreeMap<String, AttributeValue>> {
+    let out = raw_client()
+        .await
+        .query()
+        .table_name(table)
+        .consistent_read(true)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+        .expression_attribute_values(":pk", AttributeValue::S("CATALOG".into()))
+        .expression_attribute_values(":p", AttributeValue::S("SERVICE#".into()))
+        .send()
+        .await
+        .unwrap();
+    out.items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.into_iter().collect())
+        .collect()
+}
+
+/// Puts an entry item as a writer would stage it under `tag`, without publishing.
+async fn stage(table: &str, e: &CatalogEntry, tag: u64) {
+    let mut item: std::collections::HashMap<String, AttributeValue> =
+        serde_dynamo::to_item(e).unwrap();
+    item.insert("pk".into(), AttributeValue::S("CATALOG".into()));
+    item.insert(
+        "sk".into(),
+        AttributeValue::S(format!("SERVICE#{}#{tag:020}", e.service.id.as_str())),
+    );
+    item.insert("catalog_tag".into(), AttributeValue::N(tag.to_string()));
+    raw_client()
+        .await
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn staged_entries_of_a_writer_that_died_are_never_read_and_the_next_writer_publishes() {
+    let s = store("ddb-staged").await;
+    assert_eq!(
+        s.put_catalog_entries(&[entry(1, "v1".into())])
+            .await
+            .unwrap(),
+        1
+    );
+    // A writer claimed tag 2, staged a changed entry 1 and a new entry 2, then died with
+    // its lease run out.
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    raw_client()
+        .await
+        .update_item()
+        .table_name(s.table())
+        .key("pk", AttributeValue::S("CATALOG".into()))
+        .key("sk", AttributeValue::S("VERSION".into()))
+        .update_expression("SET next_tag = :t, writer = :w, writer_until = :u")
+        .expression_attribute_values(":t", AttributeValue::N("2".into()))
+        .expression_attribute_values(":w", AttributeValue::S("dead".into()))
+        .expression_attribute_values(":u", AttributeValue::N((now - 1).to_string()))
+        .send()
+        .await
+        .unwrap();
+    stage(s.table(), &entry(1, "half-written".into()), 2).await;
+    stage(s.table(), &entry(2, "half-written".into()), 2).await;
+    let c = s.catalog().await.unwrap();
+    assert_eq!(c.version, 1);
+    assert_eq!(
+        c.entries,
+        vec![entry(1, "v1".into())],
+        "staged items are not read"
+    );
+
+    // The next writer takes the expired lease, gets a fresh tag and publishes only its own.
+    assert_eq!(
+        s.put_catalog_entries(&[entry(3, "v3".into())])
+            .await
+            .unwrap(),
+        3
+    );
+    let c = s.catalog().await.unwrap();
+    assert_eq!(c.version, 3);
+    let mut got: Vec<_> = c
+        .entries
+        .iter()
+        .map(|e| e.service.description.clone())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["v1", "v3"],
+        "tag 2 was abandoned: never part of the catalog"
+    );
+    // The read above saw the abandoned items; the next write collects them.
+    assert_eq!(
+        s.put_catalog_entries(&[entry(3, "v4".into())])
+            .await
+            .unwrap(),
+        4
+    );
+    let left: Vec<String> = raw_entry_items(s.table())
+        .await
+        .iter()
+        .map(|i| match &i["catalog_tag"] {
+            AttributeValue::N(t) => t.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        left,
+        ["1", "4"],
+        "one item per service, abandoned and superseded ones gone"
+    );
+}
+
+#[tokio::test]
+async fn a_live_lease_of_another_writer_makes_a_writer_wait_until_it_runs_out() {
+    let s = store("ddb-lease").await;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    raw_client()
+        .await
+        .put_item()
+        .table_name(s.table())
+        .item("pk", AttributeValue::S("CATALOG".into()))
+        .item("sk", AttributeValue::S("VERSION".into()))
+        .item("catalog_version", AttributeValue::N("0".into()))
+        .item("next_tag", AttributeValue::N("1".into()))
+        .item("writer", AttributeValue::S("other".into()))
+        .item("writer_until", AttributeValue::N((now + 3).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        s.put_catalog_entries(&[entry(1, "x".into())])
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "waited for the other lease: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.catalog().await.unwrap().entries.len(), 1);
+}
+
+#[tokio::test]
+async fn entries_written_before_tags_existed_are_read_and_superseded() {
+    let s = store("ddb-legacy").await;
+    // The layout before staged writes: sk SERVICE#<id>, no tag, version item with only
+    // catalog_version.
+    let old = entry(1, "legacy".into());
+    let mut item: std::collections::HashMap<String, AttributeValue> =
+        serde_dynamo::to_item(&old).unwrap();
+    item.insert("pk".into(), AttributeValue::S("CATALOG".into()));
+    item.insert(
+        "sk".into(),
+        AttributeValue::S(format!("SERVICE#{}", old.service.id.as_str())),
+    );
+    let raw = raw_client().await;
+    raw.put_item()
+        .table_name(s.table())
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+    raw.put_item()
+        .table_name(s.table())
+        .item("pk", AttributeValue::S("CATALOG".into()))
+        .item("sk", AttributeValue::S("VERSION".into()))
+        .item("catalog_version", AttributeValue::N("7".into()))
+        .send()
+        .await
+        .unwrap();
+    let c = s.catalog().await.unwrap();
+    assert_eq!((c.version, c.entries.clone()), (7, vec![old]));
+    let new = entry(1, "new".into());
+    assert_eq!(
+        s.put_catalog_entries(std::slice::from_ref(&new))
+            .await
+            .unwrap(),
+        8
+    );
+    assert_eq!(s.catalog().await.unwrap().entries, vec![new]);
+    assert_eq!(
+        raw_entry_items(s.table()).await.len(),
+        1,
+        "legacy item collected"
+    );
+}
+
+/// Readers racing a writer that rewrites every entry each time: every catalog read is one
+/// whole version (all entries of one generation), never a mix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_never_see_a_half_published_catalog() {
+    let s = store("ddb-atomic").await.with_page_limit(7);
+    let generation =
+        |g: u64| -> Vec<CatalogEntry> { (0..40).map(|n| entry(n, format!("gen {g}"))).collect() };
+    assert_eq!(s.put_catalog_entries(&generation(1)).await.unwrap(), 1);
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for g in 2..=6 {
+                s.catalog().await.unwrap();
+                assert_eq!(s.put_catalog_entries(&generation(g)).await.unwrap(), g);
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        let reader = DynamoStore::from_env(s.table()).await.with_page_limit(7);
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0;
+            loop {
+                let c = reader.catalog().await.unwrap();
+                reads += 1;
+                assert_eq!(c.entries.len(), 40, "version {}", c.version);
+                let gens: std::collections::BTreeSet<&str> = c
+                    .entries
+                    .iter()
+                    .map(|e| e.service.description.as_str())
+                    .collect();
+                assert_eq!(gens.len(), 1, "one generation per read: {gens:?}");
+                let g: u64 = gens.first().unwrap()[4..].parse().unwrap();
+                assert!(g >= c.version, "content at least as new as its version");
+                if c.version == 6 {
+                    return reads;
+                }
+            }
+        }));
+    }
+    writer.await.unwrap();
+    for r in readers {
+        assert!(r.await.unwrap() >= 1);
+    }
 }
 
 #[tokio::test]

@@ -45,10 +45,6 @@ const USER: &str = "platform";
 const PASSWORD: &str = "catalog-e2e-pw";
 const TENANT: &str = "default_tenant";
 const BLUEPRINTS: usize = 1000;
-/// On moto a smaller set: moto copies the whole table for every `TransactWriteItems`, so
-/// 1,000 large catalog entries take about ten minutes there (measured), against seconds on
-/// SQLite; the same scenario with 200 keeps the DynamoDB store's paths covered in time.
-const BLUEPRINTS_ON_MOTO: usize = 200;
 
 // ------------------------------------------------------------------ counting store
 
@@ -534,7 +530,7 @@ async fn a_thousand_blueprints_sync_resync_without_writes_and_hide_a_deleted_one
 
 #[cfg(feature = "aws")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_blueprints_sync_resync_without_writes_and_hide_a_deleted_one_on_dynamodb() {
+async fn a_thousand_blueprints_sync_resync_without_writes_and_hide_a_deleted_one_on_dynamodb() {
     let url = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
         panic!(
             "AWS_ENDPOINT_URL_DYNAMODB is not set: start moto with `tests/services/moto.sh start` \
@@ -548,7 +544,7 @@ async fn two_hundred_blueprints_sync_resync_without_writes_and_hide_a_deleted_on
     let table = format!("catalog-e2e-{}", uuid::Uuid::new_v4().simple());
     let store = cloudify_osb::adapters::dynamodb::DynamoStore::from_env(table).await;
     store.create_table().await.expect("table created on moto");
-    catalog_scenario(Arc::new(store), "dynamodb", BLUEPRINTS_ON_MOTO).await;
+    catalog_scenario(Arc::new(store), "dynamodb", BLUEPRINTS).await;
 }
 
 #[tokio::test]

@@ -2,33 +2,75 @@
 //!
 //! | item | `pk` | `sk` | index keys |
 //! |---|---|---|---|
-//! | catalog entry | `CATALOG` | `SERVICE#<service_id>` | |
+//! | catalog entry | `CATALOG` | `SERVICE#<service_id>#<tag>` (tag: 20 digits) | |
 //! | catalog version | `CATALOG` | `VERSION` | |
 //! | service settings | `CATALOG` | `SETTINGS#<blueprint_id>` | |
 //! | instance | `INSTANCE#<id>` | `META` | `gsi2pk = STATE#<state>`, `gsi2sk = <id>` |
 //! | binding | `INSTANCE#<id>` | `BINDING#<binding_id>` | `gsi1pk = RENEW`, `gsi1sk = renew_before` (ns) |
 //!
-//! Records are mapped with serde_dynamo; the key attributes are added beside them. Creates are
+//! Records are mapped with serde_dynamo, except catalog entries, kept as one JSON string
+//! (`doc`; see `catalog.rs`); the key attributes are added beside them. Creates are
 //! `attribute_not_exists(pk)`, updates and deletes are conditional on the stored `version`.
 //! Items may carry a `ttl` (epoch seconds, the table's TTL attribute); since DynamoDB deletes
 //! expired items lazily, an expired item still present is treated as absent by every read and
 //! may be created over. Retries of throttled or failed calls are the SDK's.
 //!
+//! # The catalog: staged entries, one conditional publish
+//!
+//! A sync may change thousands of entries at once, far more than one `TransactWriteItems`
+//! holds (100 items, 4 MB), and readers must never see half of such a write. So entries are
+//! never overwritten in place: each write stages new items and publishes them all at once.
+//!
+//! - The version item holds `catalog_version` (the published version), `next_tag` (the
+//!   highest tag any writer claimed), the write lease (`writer`, `writer_until`) and
+//!   `aborted`, the tags of writers that never published.
+//! - Every entry item carries `catalog_tag`, the version it was written for, also in its sort
+//!   key, so all items of a service are adjacent and in tag order. An item is *committed* when
+//!   its tag is ≤ `catalog_version` and not in `aborted`; the catalog at a version is, per
+//!   service, its committed item with the highest tag. (Items written before tags existed,
+//!   sort key `SERVICE#<id>`, count as tag 0.)
+//! - **Write** (`put_catalog_entries`): claim the lease and a fresh tag T = max(`next_tag`,
+//!   `catalog_version`) + 1 with one conditional `UpdateItem` (the item unchanged since read,
+//!   no live lease); put the changed entries under T with `BatchWriteItem` (25 per call,
+//!   unprocessed items retried, the lease renewed when half of it is left); then publish with
+//!   one conditional `UpdateItem`: `catalog_version = T`, lease released, the tags skipped
+//!   between the old version and T added to `aborted`, all on condition that this writer
+//!   still holds the lease. Writers are thus serialised (within a process also by a mutex),
+//!   each publish bumps the version once, and a writer that died or lost its lease leaves
+//!   only items that readers never count.
+//! - **Read** (`catalog`): the version item first, then the entry Query (all pages). Items
+//!   newer than the version read are a write in flight, left out. Committed items of the
+//!   version read are never deleted before a newer version is published (below), and the
+//!   items superseding them sort after them, so a Query that meets a deleted one also meets
+//!   its newer replacement: when an item newer than the version shows up, the version item is
+//!   read again, and if it moved the catalog is read again (up to 5 times; then the entries
+//!   of the newer version are returned under the older version number, so that a cache keyed
+//!   by version reads again).
+//! - **Garbage**: after publishing, the writer deletes (`BatchWriteItem`, best effort) the
+//!   items its process's last catalog read saw that are now superseded or aborted; the sync
+//!   always reads the catalog before writing, so old versions of an entry live until the
+//!   next sync that changes it. What a failed or crashed writer leaves is skipped by readers
+//!   and collected by the next write after a read.
+//!
+//! Cost: a sync that changes k entries makes 2 version reads, 2 `UpdateItem`s and ⌈k/25⌉
+//! `BatchWriteItem` calls (plus ⌈k/25⌉ for the garbage); a sync that changes nothing writes
+//! nothing; a reader pays one extra `GetItem` only when it meets a write in flight.
+//!
 //! Owns the AWS SDK types; nothing outside `adapters::dynamodb` may name them, and this
 //! module imports nothing from `http` or other adapters.
 
+mod catalog;
 mod table;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
@@ -56,16 +98,6 @@ const STATE_PREFIX: &str = "STATE#";
 const RENEW_INDEX: &str = "gsi1";
 /// The index of instances by state.
 const STATE_INDEX: &str = "gsi2";
-const CATALOG_VERSION_ATTR: &str = "catalog_version";
-
-/// DynamoDB allows 100 operations per transaction; one is kept for the version bump.
-const MAX_TRANSACTION_ITEMS: usize = 100;
-/// DynamoDB allows 4 MB per transaction; entries are chunked well below it.
-const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
-/// How often a catalog transaction is tried when another writer bumped the version (or
-/// touched the same items) meanwhile.
-const CATALOG_WRITE_ATTEMPTS: u32 = 20;
-
 const ALL_STATES: [InstanceState; 5] = [
     InstanceState::Provisioning,
     InstanceState::Provisioned,
@@ -84,7 +116,13 @@ pub struct DynamoStore {
     /// so running them together only burns cancelled transactions. Writers in other
     /// processes are kept apart by the conditional version bump.
     catalog_writes: Arc<Mutex<()>>,
+    /// The keys of the catalog items this process read last: what the next catalog write
+    /// deletes once it has superseded them (see the module docs).
+    catalog_seen: Arc<std::sync::Mutex<CatalogKeys>>,
 }
+
+/// Per service, the (tag, sort key) of each catalog item read.
+type CatalogKeys = BTreeMap<ServiceId, Vec<(u64, String)>>;
 
 impl fmt::Debug for DynamoStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,10 +184,6 @@ fn instance_pk(id: &InstanceId) -> String {
 
 fn binding_sk(id: &BindingId) -> String {
     format!("{BINDING_PREFIX}{}", id.as_str())
-}
-
-fn service_sk(id: &ServiceId) -> String {
-    format!("{SERVICE_PREFIX}{}", id.as_str())
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -237,6 +271,7 @@ impl DynamoStore {
             table: table.into(),
             page_limit: None,
             catalog_writes: Arc::new(Mutex::new(())),
+            catalog_seen: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -383,175 +418,30 @@ impl DynamoStore {
             Err(e) => Err(unavailable("DeleteItem", e)),
         }
     }
-
-    /// Runs one transaction; `Ok(false)` when DynamoDB cancelled it (a condition failed or
-    /// another transaction touched the same items).
-    async fn transact(&self, ops: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(ops))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable("TransactWriteItems", e)),
-        }
-    }
-
-    /// The conditional bump of the catalog version from `current` to `current + 1`.
-    fn version_bump(&self, current: u64) -> Result<TransactWriteItem, StoreError> {
-        let condition = if current == 0 {
-            "attribute_not_exists(pk)"
-        } else {
-            "#cv = :current"
-        };
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(CATALOG_PK))
-            .key("sk", s(VERSION_SK))
-            .update_expression("SET #cv = :next")
-            .condition_expression(condition)
-            .expression_attribute_names("#cv", CATALOG_VERSION_ATTR)
-            .expression_attribute_values(":next", n(current + 1));
-        if current != 0 {
-            update = update.expression_attribute_values(":current", n(current));
-        }
-        let update = update
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("DynamoDB Update: {e}")))?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    fn entry_put(&self, entry: &CatalogEntry) -> Result<TransactWriteItem, StoreError> {
-        let item = to_item(
-            Keys::new(CATALOG_PK.to_owned(), service_sk(&entry.service.id)),
-            entry,
-        )?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("DynamoDB Put: {e}")))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-}
-
-/// Waits before retrying a cancelled transaction: 10 ms doubling to 320 ms, with jitter so
-/// that writers in different processes fall apart.
-async fn backoff(attempt: u32) {
-    let base = 10u64 << attempt.min(5);
-    let jitter = u64::from(OffsetDateTime::now_utc().nanosecond()) % base;
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
-}
-
-/// Splits entries into transactions of at most `max_items` and about `MAX_TRANSACTION_BYTES`.
-fn chunk_entries<'a>(entries: &[&'a CatalogEntry], max_items: usize) -> Vec<Vec<&'a CatalogEntry>> {
-    let mut chunks: Vec<Vec<&CatalogEntry>> = Vec::new();
-    let mut current: Vec<&CatalogEntry> = Vec::new();
-    let mut bytes = 0;
-    for entry in entries {
-        let size = serde_json::to_vec(entry).map_or(0, |v| v.len()) + 256;
-        if !current.is_empty()
-            && (current.len() >= max_items || bytes + size > MAX_TRANSACTION_BYTES)
-        {
-            chunks.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += size;
-        current.push(entry);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
 }
 
 #[async_trait]
 impl Store for DynamoStore {
     async fn catalog_version(&self) -> Result<u64, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(CATALOG_PK))
-            .key("sk", s(VERSION_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", e))?;
-        match out.item.as_ref().and_then(|i| i.get(CATALOG_VERSION_ATTR)) {
-            None => Ok(0),
-            Some(AttributeValue::N(v)) => v
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("catalog version {v:?}"))),
-            Some(other) => Err(StoreError::Corrupt(format!("catalog version {other:?}"))),
-        }
+        Ok(self.version_state().await?.committed)
     }
 
     async fn catalog(&self) -> Result<Catalog, StoreError> {
-        // Version first, entries after: the entries are at least as new as the version, so a
-        // reader caching by version can only miss an update it will see on the next bump.
-        let version = self.catalog_version().await?;
-        let items = self.query_prefix(CATALOG_PK, SERVICE_PREFIX).await?;
-        Ok(Catalog {
-            version,
-            entries: from_items(items)?,
-        })
+        self.read_catalog().await
     }
 
     async fn put_catalog_entries(&self, entries: &[CatalogEntry]) -> Result<u64, StoreError> {
         if entries.is_empty() {
             return self.catalog_version().await;
         }
-        // One operation per item and transaction: the last entry of a service ID wins.
+        // One item per service: the last entry of a service ID wins.
         let mut by_id: BTreeMap<&ServiceId, &CatalogEntry> = BTreeMap::new();
         for e in entries {
             by_id.insert(&e.service.id, e);
         }
         let unique: Vec<&CatalogEntry> = by_id.into_values().collect();
         let _writing = self.catalog_writes.lock().await;
-        let mut chunks = chunk_entries(&unique, MAX_TRANSACTION_ITEMS - 1);
-        let last = chunks.pop().unwrap_or_default();
-        for chunk in chunks {
-            let ops = chunk
-                .iter()
-                .map(|e| self.entry_put(e))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut written = false;
-            for attempt in 0..CATALOG_WRITE_ATTEMPTS {
-                if self.transact(ops.clone()).await? {
-                    written = true;
-                    break;
-                }
-                backoff(attempt).await;
-            }
-            if !written {
-                return Err(StoreError::Conflict);
-            }
-        }
-        // The last chunk carries the version bump, conditional on the version read just
-        // before: a concurrent writer makes it fail, and it is retried on the new version.
-        let puts = last
-            .iter()
-            .map(|e| self.entry_put(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        for attempt in 0..CATALOG_WRITE_ATTEMPTS {
-            let current = self.catalog_version().await?;
-            let mut ops = puts.clone();
-            ops.push(self.version_bump(current)?);
-            if self.transact(ops).await? {
-                return Ok(current + 1);
-            }
-            backoff(attempt).await;
-        }
-        Err(StoreError::Conflict)
+        self.write_catalog(&unique).await
     }
 
     async fn service_settings(
