@@ -885,7 +885,15 @@ impl Broker {
                 .plan_id
                 .clone()
                 .unwrap_or_else(|| instance.plan_id.clone());
-            let plan = entry.and_then(|e| e.plan(&plan_id));
+            // The instance's own plan may be retired (removed from the blueprint); a plan
+            // change must name an active one.
+            let plan = entry.and_then(|e| {
+                if plan_id == instance.plan_id {
+                    e.instance_plan(&plan_id)
+                } else {
+                    e.plan(&plan_id)
+                }
+            });
             if let (Some(entry), None) = (entry, plan) {
                 return Err(BrokerError::BadRequest(format!(
                     "plan_id {plan_id} is not a plan of service {}",
@@ -1258,7 +1266,7 @@ impl Broker {
         snapshot
             .catalog
             .entry(&instance.service_id)
-            .and_then(|e| e.plan(&instance.plan_id))
+            .and_then(|e| e.instance_plan(&instance.plan_id))
             .and_then(|p| p.maximum_polling_duration)
     }
 
@@ -1406,7 +1414,8 @@ impl Broker {
             .ok_or_else(|| {
                 BrokerError::BadRequest(format!("service_id {service_id} is not in the catalog"))
             })?;
-        let plan = entry.plan(&plan_id).ok_or_else(|| {
+        // The instance's plan (checked above), active or retired.
+        let plan = entry.instance_plan(&plan_id).ok_or_else(|| {
             BrokerError::BadRequest(format!(
                 "plan_id {plan_id} is not a plan of service {}",
                 entry.service.name
@@ -1433,6 +1442,12 @@ impl Broker {
                 "plan {} does not allow binding rotation",
                 plan.name
             )));
+        }
+        if let Some(given) = &req.parameters {
+            snapshot
+                .validators
+                .check(plan, SchemaKind::Bind, given)
+                .map_err(BrokerError::BadRequest)?;
         }
         let binder = self.binder(&settings.binder)?;
         let orchestrator = self.cloudify()?;

@@ -112,14 +112,44 @@ pub struct CatalogEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blueprint_updated_at: Option<String>,
     /// Per plan: the deployment inputs the plan presets (merged under the user's parameters).
+    /// Kept for retired plans too.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub presets: BTreeMap<PlanId, Map<String, Value>>,
+    /// Plans the blueprint no longer declares (removed from `metadata.osb.plans`): never
+    /// served in the catalog nor accepted for new instances or plan changes, but kept so
+    /// that instances already on them can still be fetched, updated, bound, unbound and
+    /// deprovisioned. Kept for good, in plan ID order; a plan declared again becomes active.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_plans: Vec<Plan>,
 }
 
 impl CatalogEntry {
-    /// The plan with this ID, if it belongs to this offering.
+    /// The active plan with this ID, if it belongs to this offering (provision, plan changes).
     pub fn plan(&self, id: &PlanId) -> Option<&Plan> {
         self.service.plans.iter().find(|p| &p.id == id)
+    }
+
+    /// The plan of an existing instance: active or retired.
+    pub fn instance_plan(&self, id: &PlanId) -> Option<&Plan> {
+        self.plan(id)
+            .or_else(|| self.retired_plans.iter().find(|p| &p.id == id))
+    }
+
+    /// Carries over from `previous` (the stored entry of the same offering) every plan this
+    /// entry no longer declares, as retired, with its presets.
+    pub fn retire_plans_from(&mut self, previous: &CatalogEntry) {
+        let active: std::collections::BTreeSet<&PlanId> =
+            self.service.plans.iter().map(|p| &p.id).collect();
+        let mut retired: BTreeMap<PlanId, Plan> = BTreeMap::new();
+        for p in previous.service.plans.iter().chain(&previous.retired_plans) {
+            if !active.contains(&p.id) && !retired.contains_key(&p.id) {
+                retired.insert(p.id.clone(), p.clone());
+                if let Some(preset) = previous.presets.get(&p.id) {
+                    self.presets.insert(p.id.clone(), preset.clone());
+                }
+            }
+        }
+        self.retired_plans = retired.into_values().collect();
     }
 
     /// Whether a plan is bindable (the plan's value overrides the offering's).
@@ -211,6 +241,7 @@ mod tests {
             active: true,
             blueprint_updated_at: None,
             presets: BTreeMap::new(),
+            retired_plans: vec![],
         }
     }
 
@@ -223,6 +254,54 @@ mod tests {
         }
         assert!(json.get("tags").is_none());
         assert_eq!(plan["free"], true);
+    }
+
+    #[test]
+    fn a_plan_no_longer_declared_is_retired_with_its_presets_and_found_only_for_instances() {
+        let previous = {
+            let mut e = entry();
+            let mut gold = e.service.plans[0].clone();
+            gold.id = plan_id_for(&DEFAULT_ID_NAMESPACE, "t", "b", "gold");
+            gold.name = "gold".into();
+            e.presets.insert(
+                gold.id.clone(),
+                serde_json::json!({"size": "xl"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            );
+            e.service.plans.push(gold);
+            e
+        };
+        let gold = previous.service.plans[1].id.clone();
+        let mut next = entry();
+        next.retire_plans_from(&previous);
+        assert_eq!(next.service.plans.len(), 1, "not served");
+        assert_eq!(next.retired_plans.len(), 1);
+        assert!(
+            next.plan(&gold).is_none(),
+            "no new instances or plan changes"
+        );
+        assert_eq!(
+            next.instance_plan(&gold).map(|p| p.name.as_str()),
+            Some("gold")
+        );
+        assert_eq!(next.presets[&gold]["size"], "xl");
+        assert!(
+            serde_json::to_value(&next.service)
+                .unwrap()
+                .to_string()
+                .find("gold")
+                .is_none()
+        );
+        // Still retired on the next sync; active again once declared again.
+        let mut again = entry();
+        again.retire_plans_from(&next);
+        assert_eq!(again, next);
+        let mut back = previous.clone();
+        back.retire_plans_from(&next);
+        assert!(back.retired_plans.is_empty());
+        assert!(back.plan(&gold).is_some());
     }
 
     #[test]

@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::catalog::{
-    CatalogEntry, InputParameters, MaintenanceInfo, Plan, Schemas, Service, ServiceInstanceSchemas,
-    ServiceSettings,
+    CatalogEntry, InputParameters, MaintenanceInfo, Plan, Schemas, Service, ServiceBindingSchemas,
+    ServiceInstanceSchemas, ServiceSettings,
 };
 use super::ids::{plan_id_for, service_id_for};
 use super::ports::Blueprint;
@@ -288,6 +288,8 @@ pub fn map_blueprint(
     let service_maintenance =
         maintenance_info(osb.get("maintenance_info"), "metadata.osb", &mut warnings);
     let rotatable = settings.filter(|s| s.binding_rotatable).map(|_| true);
+    let service_binding =
+        binding_schema(osb.get("binding_parameters"), "metadata.osb", &mut warnings);
 
     // Plans: declared ones, else one default plan.
     let mut declared: Vec<(String, &Map<String, Value>)> = Vec::new();
@@ -338,7 +340,7 @@ pub fn map_blueprint(
             maximum_polling_duration: service_polling,
             maintenance_info: service_maintenance.clone(),
             metadata: None,
-            schemas: schemas(create, update),
+            schemas: schemas(create, update, service_binding.clone()),
         });
     }
     for (plan_name, p) in declared {
@@ -362,6 +364,10 @@ pub fn map_blueprint(
                 warnings.push(format!("{owner}: inputs {other} is not an object; ignored"))
             }
         }
+        let bind = match p.get("binding_parameters") {
+            None => service_binding.clone(),
+            given => binding_schema(given, &owner, &mut warnings),
+        };
         let fixed: BTreeSet<String> = preset.keys().cloned().collect();
         let (create, update) = parameter_schemas(&blueprint.inputs, &fixed, &mut warnings);
         let mut plan_metadata = Map::new();
@@ -402,7 +408,7 @@ pub fn map_blueprint(
             maintenance_info: maintenance_info(p.get("maintenance_info"), &owner, &mut warnings)
                 .or_else(|| service_maintenance.clone()),
             metadata: (!plan_metadata.is_empty()).then_some(plan_metadata),
-            schemas: schemas(create, update),
+            schemas: schemas(create, update, bind),
         });
         if !preset.is_empty() {
             presets.insert(id, preset);
@@ -428,6 +434,7 @@ pub fn map_blueprint(
         active: true,
         blueprint_updated_at: blueprint.updated_at.clone(),
         presets,
+        retired_plans: Vec::new(),
     };
     let warnings = warnings
         .into_iter()
@@ -436,17 +443,52 @@ pub fn map_blueprint(
     Mapped { entry, warnings }
 }
 
-fn schemas(create: Option<Value>, update: Option<Value>) -> Option<Schemas> {
-    if create.is_none() && update.is_none() {
+fn schemas(create: Option<Value>, update: Option<Value>, bind: Option<Value>) -> Option<Schemas> {
+    if create.is_none() && update.is_none() && bind.is_none() {
         return None;
     }
+    let instance = (create.is_some() || update.is_some()).then(|| ServiceInstanceSchemas {
+        create: create.map(|parameters| InputParameters { parameters }),
+        update: update.map(|parameters| InputParameters { parameters }),
+    });
     Some(Schemas {
-        service_instance: Some(ServiceInstanceSchemas {
-            create: create.map(|parameters| InputParameters { parameters }),
-            update: update.map(|parameters| InputParameters { parameters }),
+        service_instance: instance,
+        service_binding: bind.map(|parameters| ServiceBindingSchemas {
+            create: Some(InputParameters { parameters }),
         }),
-        service_binding: None,
     })
+}
+
+/// `binding_parameters` (offering or plan): the JSON Schema of bind parameters, served as
+/// `schemas.service_binding.create.parameters`. Draft-04 is assumed (`$schema` added when
+/// absent); a value that is not an object, does not compile or exceeds
+/// [`MAX_SCHEMA_BYTES`] is left out with a warning (bind parameters are then not checked).
+fn binding_schema(v: Option<&Value>, owner: &str, warnings: &mut Vec<String>) -> Option<Value> {
+    let v = v?;
+    let Some(obj) = v.as_object() else {
+        warnings.push(format!(
+            "{owner}: binding_parameters is not a JSON Schema object; left out"
+        ));
+        return None;
+    };
+    let mut schema = obj.clone();
+    schema
+        .entry("$schema")
+        .or_insert_with(|| json!("http://json-schema.org/draft-04/schema#"));
+    let schema = Value::Object(schema);
+    if size(&schema) > MAX_SCHEMA_BYTES {
+        warnings.push(format!(
+            "{owner}: binding_parameters exceeds {MAX_SCHEMA_BYTES} bytes; left out"
+        ));
+        return None;
+    }
+    if let Err(e) = super::params::compile(&schema) {
+        warnings.push(format!(
+            "{owner}: binding_parameters is not a valid JSON Schema ({e}); left out"
+        ));
+        return None;
+    }
+    Some(schema)
 }
 
 /// The create and update parameter schemas of a plan whose `fixed` inputs are preset. The
@@ -1170,10 +1212,57 @@ mod tests {
             "displayName": "MariaDB",
             "tags": ["mariadb"],
             "maintenance_info": {"version": "1.4.0"},
-            "plans": [{"name": "small", "inputs": {"flavor": "m1.small"}, "free": true}]
+            "binding_parameters": {"type": "object", "properties": {"role": {"type": "string"}}},
+            "plans": [{"name": "small", "inputs": {"flavor": "m1.small"}, "free": true,
+                       "binding_parameters": {"type": "object"}}]
         });
         assert!(v.is_valid(&good));
+        assert!(!v.is_valid(&json!({"binding_parameters": "role"})));
         assert!(!v.is_valid(&json!({"plans": [{"description": "no name"}]})));
         assert!(!v.is_valid(&json!({"maintenance_info": {}})));
+    }
+
+    #[test]
+    fn binding_parameters_become_the_binding_schema_of_every_plan_unless_a_plan_sets_its_own() {
+        let mut b = bp("mariadb");
+        let role = json!({"type": "object", "additionalProperties": false,
+            "properties": {"role": {"type": "string", "enum": ["ro", "rw"]}}});
+        b.metadata.insert(
+            "osb".into(),
+            json!({
+                "binding_parameters": role,
+                "plans": [
+                    {"name": "small"},
+                    {"name": "open", "binding_parameters": {"type": "object"}},
+                    {"name": "broken", "binding_parameters": {"type": "object", "properties": {"x": {"pattern": "(?<=a)b"}}}},
+                    {"name": "odd", "binding_parameters": ["not", "a", "schema"]}
+                ]
+            }),
+        );
+        let m = map_blueprint(&b, "mariadb".into(), &DEFAULT_ID_NAMESPACE, "t", None);
+        let bind = |i: usize| {
+            m.entry.service.plans[i]
+                .schemas
+                .as_ref()
+                .and_then(|s| s.service_binding.as_ref())
+                .and_then(|b| b.create.as_ref())
+                .map(|c| c.parameters.clone())
+        };
+        let small = bind(0).unwrap();
+        assert_eq!(small["properties"]["role"]["enum"], json!(["ro", "rw"]));
+        assert_eq!(small["$schema"], "http://json-schema.org/draft-04/schema#");
+        assert_eq!(bind(1).unwrap()["type"], "object");
+        assert_eq!(bind(2), None, "a schema that does not compile is left out");
+        assert_eq!(bind(3), None);
+        let warned: Vec<&String> = m
+            .warnings
+            .iter()
+            .filter(|w| w.contains("binding_parameters"))
+            .collect();
+        assert_eq!(warned.len(), 2, "{:?}", m.warnings);
+        // Without binding_parameters no binding schema is served.
+        let plain = map_blueprint(&bp("web"), "web".into(), &DEFAULT_ID_NAMESPACE, "t", None);
+        let schemas = plain.entry.service.plans[0].schemas.as_ref();
+        assert!(schemas.is_none_or(|s| s.service_binding.is_none()));
     }
 }

@@ -1,5 +1,6 @@
 //! Parameter validation against a plan's schema (DESIGN.md §3b, last check before anything
-//! reaches Cloudify): `schemas.service_instance.create/update.parameters` compiled with the
+//! reaches Cloudify or a binder): `schemas.service_instance.create/update.parameters` and
+//! `schemas.service_binding.create.parameters` compiled with the
 //! `jsonschema` crate (draft-04, the `regex` engine for `pattern`), once per plan and catalog
 //! version, and a 400 message naming the offending parameter. Must not import adapter, HTTP
 //! or AWS crates.
@@ -14,13 +15,15 @@ use serde_json::{Map, Value};
 use super::catalog::Plan;
 use super::ids::PlanId;
 
-/// Which of a plan's instance schemas applies.
+/// Which of a plan's parameter schemas applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchemaKind {
     /// `schemas.service_instance.create` (provision).
     Create,
     /// `schemas.service_instance.update` (update).
     Update,
+    /// `schemas.service_binding.create` (bind).
+    Bind,
 }
 
 /// The most errors one 400 lists.
@@ -46,10 +49,11 @@ impl std::fmt::Debug for ParameterValidators {
 
 /// The schema of `kind` in `plan`, if the plan declares one.
 pub fn plan_schema(plan: &Plan, kind: SchemaKind) -> Option<&Value> {
-    let instance = plan.schemas.as_ref()?.service_instance.as_ref()?;
+    let schemas = plan.schemas.as_ref()?;
     let parameters = match kind {
-        SchemaKind::Create => instance.create.as_ref(),
-        SchemaKind::Update => instance.update.as_ref(),
+        SchemaKind::Create => schemas.service_instance.as_ref()?.create.as_ref(),
+        SchemaKind::Update => schemas.service_instance.as_ref()?.update.as_ref(),
+        SchemaKind::Bind => schemas.service_binding.as_ref()?.create.as_ref(),
     };
     parameters.map(|p| &p.parameters)
 }
@@ -146,7 +150,7 @@ fn describe(e: &ValidationError<'_>) -> String {
         ValidationErrorKind::AdditionalProperties { unexpected } if top.is_empty() => {
             let names: Vec<String> = unexpected.iter().map(|n| format!("{n:?}")).collect();
             format!(
-                "unknown parameter {} (not an input of this plan)",
+                "unknown parameter {} (not in this plan's schema)",
                 names.join(", ")
             )
         }
@@ -269,6 +273,34 @@ mod tests {
             v.check(&db_plan(), SchemaKind::Update, &params(json!({"size": 1})))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn bind_parameters_are_checked_against_the_binding_schema_only() {
+        let mut p = db_plan();
+        if let Some(s) = p.schemas.as_mut() {
+            s.service_binding = Some(crate::domain::catalog::ServiceBindingSchemas {
+                create: Some(InputParameters {
+                    parameters: json!({"type": "object", "additionalProperties": false,
+                        "properties": {"role": {"type": "string", "enum": ["ro", "rw"]}}}),
+                }),
+            });
+        }
+        let v = ParameterValidators::new();
+        v.check(&p, SchemaKind::Bind, &params(json!({"role": "ro"})))
+            .unwrap();
+        let e = v
+            .check(&p, SchemaKind::Bind, &params(json!({"role": "admin"})))
+            .unwrap_err();
+        assert!(e.contains("parameter \"role\""), "{e}");
+        let e = v
+            .check(&p, SchemaKind::Bind, &params(json!({"port": 1})))
+            .unwrap_err();
+        assert!(e.contains("unknown parameter \"port\""), "{e}");
+        // Without a binding schema, bind parameters are not checked.
+        ParameterValidators::new()
+            .check(&db_plan(), SchemaKind::Bind, &params(json!({"x": 1})))
+            .unwrap();
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! blueprint, keeps those selected by `--catalog all|opt-in`, maps them with
 //! [`super::mapping`] and writes only the offerings that changed: a re-sync with nothing
 //! changed writes nothing. Offerings whose blueprint disappeared (or is no longer selected)
-//! become inactive: hidden from the catalog, still serving their instances. Admin settings
+//! become inactive: hidden from the catalog, still serving their instances; likewise plans
+//! removed from a blueprint's `metadata.osb.plans` are kept as retired plans. Admin settings
 //! are only read. When Cloudify cannot be listed the sync fails and the catalog stays as it
 //! was: it is never emptied by an outage.
 //!
@@ -186,6 +187,10 @@ pub async fn sync_catalog_with(
         report.warnings.extend(mapped.warnings);
         let mut entry = mapped.entry;
         entry.service.plan_updateable = updateable;
+        if let Some(old) = existing.get(&entry.service.id) {
+            // Plans removed from the blueprint stay for the instances on them.
+            entry.retire_plans_from(old);
+        }
         present.insert(entry.service.id.clone());
         match existing.get(&entry.service.id) {
             Some(old) if **old == entry => report.unchanged += 1,
@@ -543,5 +548,38 @@ mod tests {
             plan.id,
             plan_id_for(&DEFAULT_ID_NAMESPACE, T, "odd", DEFAULT_PLAN)
         );
+    }
+
+    #[tokio::test]
+    async fn a_plan_removed_from_the_blueprint_is_retired_not_dropped() {
+        let mut two = bp("db");
+        two.metadata.insert(
+            "osb".into(),
+            json!({"plans": [{"name": "small", "inputs": {}}, {"name": "large"}]}),
+        );
+        let o = Listing(Mutex::new(Ok(vec![two])));
+        let s = MemoryStore::new();
+        run(&o, &s).await;
+        let large = plan_id_for(&DEFAULT_ID_NAMESPACE, T, "db", "large");
+        let mut one = bp("db");
+        one.metadata
+            .insert("osb".into(), json!({"plans": [{"name": "small"}]}));
+        one.updated_at = Some("2026-03-01T00:00:00Z".into());
+        o.set(Ok(vec![one]));
+        let r = run(&o, &s).await;
+        assert_eq!(r.updated, 1);
+        let c = s.catalog().await.unwrap();
+        let e = c
+            .entry(&service_id_for(&DEFAULT_ID_NAMESPACE, T, "db"))
+            .unwrap();
+        assert_eq!(e.service.plans.len(), 1, "served: small only");
+        assert!(e.plan(&large).is_none());
+        assert_eq!(
+            e.instance_plan(&large).map(|p| p.name.as_str()),
+            Some("large")
+        );
+        // Nothing changed since: nothing written.
+        let again = run(&o, &s).await;
+        assert_eq!((again.unchanged, again.written), (1, 0));
     }
 }

@@ -5,6 +5,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::support::*;
+use cloudify_osb::domain::catalog::{InputParameters, Schemas, ServiceBindingSchemas};
 use cloudify_osb::domain::error::BinderError;
 use cloudify_osb::domain::ids::{BindingId, InstanceId};
 use cloudify_osb::domain::ports::Store;
@@ -284,4 +285,69 @@ async fn a_rotation_names_a_live_predecessor_and_inherits_its_parameters() {
         )
         .await;
     a.assert_error(StatusCode::BAD_REQUEST, "BadRequest");
+}
+
+/// Gives the offering's plan a binding schema: `role` is `ro` or `rw`, nothing else.
+async fn with_binding_schema(h: &Harness, o: &Offering) {
+    h.change_entry(o, |e| {
+        e.service.plans[0].schemas = Some(Schemas {
+            service_instance: None,
+            service_binding: Some(ServiceBindingSchemas {
+                create: Some(InputParameters {
+                    parameters: json!({
+                        "$schema": "http://json-schema.org/draft-04/schema#",
+                        "type": "object",
+                        "additionalProperties": false,
+                        "properties": {"role": {"type": "string", "enum": ["ro", "rw"]}}
+                    }),
+                }),
+            }),
+        });
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bind_parameters_against_the_plan_binding_schema_answer_400_naming_the_parameter() {
+    let (h, o) = ready().await;
+    with_binding_schema(&h, &o).await;
+    for (parameters, named) in [
+        (json!({"role": "admin"}), "role"),
+        (json!({"role": 1}), "role"),
+        (json!({"ttl": "1h"}), "ttl"),
+    ] {
+        let a = h.bind("i1", "b1", &o, parameters).await;
+        a.assert_error(StatusCode::BAD_REQUEST, "BadRequest");
+        assert!(
+            a.description().contains(&format!("\"{named}\"")),
+            "{}",
+            a.text
+        );
+    }
+    assert!(!binding_record_exists(&h, "b1").await, "nothing recorded");
+    assert!(
+        h.binder
+            .with(|s| s.kept.is_empty() && s.configured.is_empty()),
+        "the binder was never asked"
+    );
+    let a = h.bind("i1", "b1", &o, json!({"role": "ro"})).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+}
+
+#[tokio::test]
+async fn the_binding_schema_is_served_in_the_catalog_and_binds_without_parameters_pass() {
+    let (h, o) = ready().await;
+    with_binding_schema(&h, &o).await;
+    let c = h.get("/v2/catalog").await;
+    let schema =
+        &c.json["services"][0]["plans"][0]["schemas"]["service_binding"]["create"]["parameters"];
+    assert_eq!(schema["properties"]["role"]["enum"], json!(["ro", "rw"]));
+    let a = h
+        .call(
+            Method::PUT,
+            "/v2/service_instances/i1/service_bindings/b2",
+            Some(json!({"service_id": o.service_id, "plan_id": o.plan_id})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
 }

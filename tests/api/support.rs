@@ -490,6 +490,7 @@ impl Harness {
             active: true,
             blueprint_updated_at: None,
             presets,
+            retired_plans: vec![],
         };
         self.store.put_catalog_entries(&[entry]).await.unwrap();
         if let Some(binder) = binder {
@@ -507,6 +508,14 @@ impl Harness {
             service_id,
             plan_id,
         }
+    }
+
+    /// Rewrites the stored catalog entry of `o` (a catalog write: the version moves).
+    pub async fn change_entry(&self, o: &Offering, f: impl FnOnce(&mut CatalogEntry)) {
+        let catalog = self.store.catalog().await.unwrap();
+        let mut entry = catalog.entry(&o.service_id).unwrap().clone();
+        f(&mut entry);
+        self.store.put_catalog_entries(&[entry]).await.unwrap();
     }
 
     /// The default offering: bindable, bound through the `vault` binder.

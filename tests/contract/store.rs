@@ -329,6 +329,7 @@ pub mod data {
             active: true,
             blueprint_updated_at: None,
             presets: BTreeMap::new(),
+            retired_plans: vec![],
         }
     }
 
@@ -388,6 +389,10 @@ pub mod data {
             ),
             (large.id.clone(), Map::new()),
         ]);
+        let mut retired = plan("default_tenant", blueprint, "retired");
+        retired.description = "removed from the blueprint".into();
+        retired.maximum_polling_duration = Some(60);
+        e.retired_plans = vec![retired];
         e
     }
 
