@@ -73,7 +73,8 @@ pub async fn serve<const CLOUDIFY: bool, const VAULT: bool>(routes: &[Route]) ->
     warm_up(store.as_ref(), orchestrator.as_deref(), &binders).await;
     let warm_up_us = warm_up_started.elapsed().as_micros() as u64;
     let broker = Broker::new(store, orchestrator, binders, config.broker_settings());
-    let state = wiring::api_state(&config, broker)?;
+    let state = wiring::api_state(&config, broker)?
+        .with_response_limit(crate::http::catalog::LAMBDA_RESPONSE_LIMIT);
     // bench/run reads this line to report init with and without the warm-up; the phases
     // before it are measured from the start of `main`'s body.
     tracing::info!(config_us, clients_us, warm_up_us, "init done");

@@ -159,6 +159,9 @@ pub struct ApiState {
     pub auth: Arc<BasicAuth>,
     /// How long one OSB request may wait for its backends ([`crate::deadline`]).
     pub deadline: Option<Duration>,
+    /// The largest response the transport can carry (Lambda behind API Gateway), if any:
+    /// a catalog over it is answered with a clear error instead of a failed invocation.
+    pub response_limit: Option<usize>,
 }
 
 impl ApiState {
@@ -168,7 +171,15 @@ impl ApiState {
             broker,
             auth: Arc::new(auth),
             deadline: None,
+            response_limit: None,
         }
+    }
+
+    /// Caps what a response may weigh as a Lambda response document (see
+    /// [`catalog::LAMBDA_RESPONSE_LIMIT`]).
+    pub fn with_response_limit(mut self, bytes: usize) -> Self {
+        self.response_limit = Some(bytes);
+        self
     }
 
     /// Every OSB request gets `budget` for its calls to backends (`--cloudify-timeout`).
@@ -324,7 +335,7 @@ async fn handle(
     let response = match route {
         Route::Catalog => {
             let snapshot = broker.catalog_snapshot().await.map_err(fail)?;
-            catalog::respond(&snapshot, &parts.headers)
+            catalog::respond(&snapshot, &parts.headers, st.response_limit)?
         }
         Route::Provision => {
             let id = extract::path_id(&mut parts, "instance_id", InstanceId::parse).await?;
