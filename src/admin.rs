@@ -6,13 +6,13 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::adapters::vault;
+use crate::adapters::{outputs, vault};
 use crate::config::StoreLocation;
 use crate::domain::catalog::ServiceSettings;
 use crate::wiring::{StartupError, open_store};
 
 /// Binder names this build knows.
-pub const KNOWN_BINDERS: &[&str] = &[vault::NAME];
+pub const KNOWN_BINDERS: &[&str] = &[vault::NAME, outputs::NAME];
 
 /// `cloudify-osb service`.
 #[derive(Debug, Args)]
@@ -59,11 +59,13 @@ pub struct StoreArg {
 pub struct SetBinder {
     /// The Cloudify blueprint ID of the offering.
     pub blueprint_id: String,
-    /// Binder name.
+    /// Binder name: `vault` (credentials from Vault's database secrets engine) or `outputs`
+    /// (allow-listed deployment outputs only, no Vault).
     #[arg(long, default_value = "vault")]
     pub binder: String,
     /// Where the binder config is kept; for `vault` a KV path MOUNT/PATH
-    /// (schemas/binder-config.md).
+    /// (schemas/binder-config.md); for `outputs` the deployment outputs to hand out as
+    /// credentials, NAME[,NAME…].
     #[arg(long)]
     pub config: String,
     /// Whether the offering's plans are `binding_rotatable` (OSB 2.17 rotation with
@@ -188,6 +190,9 @@ async fn set_binder(cmd: SetBinder) -> Result<(), StartupError> {
     let config = cmd.config.trim().to_owned();
     if cmd.binder == vault::NAME {
         vault::check_config_location(&config).map_err(|e| StartupError(e.to_string()))?;
+    }
+    if cmd.binder == outputs::NAME {
+        outputs::parse_allow_list(&config).map_err(|e| StartupError(e.to_string()))?;
     }
     let store = open_store(&cmd.store.store).await?;
     let failed = |e| StartupError(format!("the store failed: {e}"));

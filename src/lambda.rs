@@ -284,8 +284,11 @@ impl Access {
         let (cloudify, vault) = match route {
             Route::Catalog | Route::GetInstance | Route::BindingLastOperation => (false, false),
             Route::Provision | Route::Update => (true, false),
-            Route::Deprovision | Route::LastOperation | Route::Bind => (true, true),
-            Route::Unbind | Route::GetBinding => (false, true),
+            // get-binding: the `outputs` binder reads the outputs again from Cloudify.
+            Route::Deprovision | Route::LastOperation | Route::Bind | Route::GetBinding => {
+                (true, true)
+            }
+            Route::Unbind => (false, true),
         };
         Self {
             cloudify,

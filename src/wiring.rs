@@ -11,6 +11,7 @@ use crate::adapters::cloudify::{
     CaCert, CloudifyConfig, CloudifyCredentials, CloudifyOrchestrator,
 };
 use crate::adapters::memory::MemoryStore;
+use crate::adapters::outputs::OutputsBinder;
 use crate::adapters::sqlite::SqliteStore;
 use crate::adapters::vault::{VaultAuth, VaultBinder, VaultSettings};
 use crate::config::{Config, StoreLocation};
@@ -115,9 +116,11 @@ pub fn cloudify_orchestrator(
         .map_err(|e| StartupError(format!("Cloudify configuration: {e}")))
 }
 
-/// The binders, by name; `vault` when `--vault-addr` is set.
+/// The binders, by name; `vault` when `--vault-addr` is set, and always `outputs` (it
+/// needs no backend of its own; fetch binding reads outputs through `--cloudify-url`).
 pub async fn binders(config: &Config) -> Result<BinderRegistry, StartupError> {
     let mut registry = BinderRegistry::new();
+    registry.register(Arc::new(outputs_binder(config)));
     if let Some(binder) = vault_binder(config)? {
         registry.register(Arc::new(binder));
     }

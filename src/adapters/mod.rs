@@ -5,5 +5,6 @@ pub mod cloudify;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod memory;
+pub mod outputs;
 pub mod sqlite;
 pub mod vault;

@@ -291,7 +291,8 @@ fn access_table_gives_cloudify_and_vault_to_the_routes_that_call_them() {
             "update",
             "deprovision",
             "last-operation",
-            "bind"
+            "bind",
+            "get-binding"
         ])
     );
     assert_eq!(

@@ -6,5 +6,6 @@ mod cloudify;
 #[cfg(feature = "aws")]
 mod dynamodb;
 mod openapi;
+mod outputs;
 mod store;
 mod vault;

@@ -27,7 +27,7 @@ fn repo() -> PathBuf {
 
 /// The broker binary: cargo's build of this package, or `$CLOUDIFY_OSB_BIN` (useful when
 /// several checkouts share one target directory and overwrite each other's binaries).
-fn broker_bin() -> String {
+pub(crate) fn broker_bin() -> String {
     std::env::var("CLOUDIFY_OSB_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cloudify-osb").to_owned())
 }
@@ -117,6 +117,11 @@ impl Broker {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The `--store` argument of this broker (for admin commands on its store).
+    pub(crate) fn store(&self) -> &str {
+        &self.store
     }
 
     pub(crate) fn log(&self) -> String {

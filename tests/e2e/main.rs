@@ -6,6 +6,7 @@ mod faults;
 mod hardening;
 mod lifecycle;
 mod ops;
+mod outputs_binder;
 mod races;
 mod readme;
 mod update;

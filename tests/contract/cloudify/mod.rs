@@ -3,7 +3,7 @@
 //! `$CLOUDIFY_SIM_BIN` (faults and resets must not leak into other tests), except one that
 //! runs a prefixed lifecycle on the shared 7.0 simulator at `$CLOUDIFY_SIM_URL`.
 
-mod sim;
+pub(crate) mod sim;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use sim::Sim;
 
-const EXEC_SECONDS: f64 = 0.3;
-const SAMPLE: &str = "sample-mysql";
+pub(crate) const EXEC_SECONDS: f64 = 0.3;
+pub(crate) const SAMPLE: &str = "sample-mysql";
 
 fn adapter_with(url: &str, password: &str, page_size: u32) -> CloudifyOrchestrator {
     let mut c = CloudifyConfig::new(url);
@@ -38,11 +38,11 @@ fn adapter_with(url: &str, password: &str, page_size: u32) -> CloudifyOrchestrat
     CloudifyOrchestrator::new(c).expect("adapter config")
 }
 
-fn adapter(url: &str) -> CloudifyOrchestrator {
+pub(crate) fn adapter(url: &str) -> CloudifyOrchestrator {
     adapter_with(url, "admin", 100)
 }
 
-fn spec(deployment_id: &str, blueprint_id: &str, inputs: Value) -> DeploymentSpec {
+pub(crate) fn spec(deployment_id: &str, blueprint_id: &str, inputs: Value) -> DeploymentSpec {
     DeploymentSpec {
         deployment_id: deployment_id.into(),
         blueprint_id: blueprint_id.into(),
@@ -71,7 +71,7 @@ where
 }
 
 /// Starts `workflow`, retrying while the deployment's environment is being created.
-async fn start(o: &CloudifyOrchestrator, d: &str, workflow: Workflow) -> String {
+pub(crate) async fn start(o: &CloudifyOrchestrator, d: &str, workflow: Workflow) -> String {
     until("the workflow to start", || async {
         match o.start_workflow(d, workflow).await {
             Ok(id) => Some(id),
@@ -83,7 +83,7 @@ async fn start(o: &CloudifyOrchestrator, d: &str, workflow: Workflow) -> String 
 }
 
 /// Polls an execution until it ends.
-async fn finish(o: &CloudifyOrchestrator, execution: &str) -> ExecutionState {
+pub(crate) async fn finish(o: &CloudifyOrchestrator, execution: &str) -> ExecutionState {
     until("the execution to end", || async {
         match o.execution(execution).await.expect("execution state") {
             ExecutionState::InProgress(_) => None,
