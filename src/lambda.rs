@@ -63,11 +63,14 @@ pub async fn serve<const CLOUDIFY: bool, const VAULT: bool>(routes: &[Route]) ->
     } else {
         None
     };
-    let binders = if VAULT {
+    let mut binders = if VAULT {
         wiring::binders(&config).await?
     } else {
         BinderRegistry::new()
     };
+    if VAULT && let Some(o) = &orchestrator {
+        wiring::with_orchestrator(&mut binders, o);
+    }
     let clients_us = started.elapsed().as_micros() as u64 - config_us;
     let warm_up_started = Instant::now();
     warm_up(store.as_ref(), orchestrator.as_deref(), &binders).await;

@@ -28,7 +28,10 @@ pub struct StartupError(pub String);
 pub async fn build_broker(config: &Config) -> Result<Broker, StartupError> {
     let store = open_store(&config.store).await?;
     let orchestrator = orchestrator(config).await?;
-    let binders = binders(config).await?;
+    let mut binders = binders(config).await?;
+    if let Some(o) = &orchestrator {
+        with_orchestrator(&mut binders, o);
+    }
     Ok(Broker::new(
         store,
         orchestrator,
@@ -116,15 +119,21 @@ pub fn cloudify_orchestrator(
         .map_err(|e| StartupError(format!("Cloudify configuration: {e}")))
 }
 
-/// The binders, by name; `vault` when `--vault-addr` is set, and always `outputs` (it
-/// needs no backend of its own; fetch binding reads outputs through `--cloudify-url`).
+/// The binders, by name; `vault` when `--vault-addr` is set, and always `outputs` (it needs
+/// no backend of its own; [`with_orchestrator`] lets it read outputs for fetch binding).
 pub async fn binders(config: &Config) -> Result<BinderRegistry, StartupError> {
     let mut registry = BinderRegistry::new();
-    registry.register(Arc::new(outputs_binder(config)));
+    registry.register(Arc::new(OutputsBinder::new(None)));
     if let Some(binder) = vault_binder(config)? {
         registry.register(Arc::new(binder));
     }
     Ok(registry)
+}
+
+/// Gives the binders that read from Cloudify (`outputs`, for fetch binding) the process's
+/// orchestrator.
+pub fn with_orchestrator(registry: &mut BinderRegistry, orchestrator: &Arc<dyn Orchestrator>) {
+    registry.register(Arc::new(OutputsBinder::new(Some(orchestrator.clone()))));
 }
 
 /// The Vault binder, when `--vault-addr` and a way to log in are set. Makes no request (the

@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), cloudify_osb::lambda::Error> {
-    cloudify_osb::lambda::serve::<false, true>(&[cloudify_osb::http::Route::GetBinding]).await
+    cloudify_osb::lambda::serve::<true, true>(&[cloudify_osb::http::Route::GetBinding]).await
 }
