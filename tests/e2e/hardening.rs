@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::world::join_all;
 use sim::Sim;
 
 const USER: &str = "platform";
@@ -271,7 +272,7 @@ async fn fifty_concurrent_identical_provisions_create_one_deployment_and_agree()
     let serve = Serve::start(dir.path(), &sim.url, true).await;
     let o = serve.offering().await;
     let id = "race-prov-1";
-    let answers = futures_join((0..50).map(|_| {
+    let answers = join_all((0..50).map(|_| {
         let serve = &serve;
         let o = &o;
         async move { serve.provision(id, o).await }
@@ -304,33 +305,6 @@ async fn fifty_concurrent_identical_provisions_create_one_deployment_and_agree()
         .count();
     assert_eq!(installs, 1, "one install workflow");
     assert_no_secret("serve log", &serve.log_text());
-}
-
-/// Runs futures concurrently on the current task (no extra crate).
-async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futs {
-        set.push(Box::pin(f));
-    }
-    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in set.iter_mut().enumerate() {
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().map(|v| v.expect("ready")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
