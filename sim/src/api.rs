@@ -801,6 +801,15 @@ async fn deployments_list(State(sim): State<Shared>, Query(q): Params) -> ApiRes
     list_response(rendered_deployments(&sim), &p)
 }
 
+/// A copy of deployment `id`, or Cloudify's 404 for it.
+fn deployment_copy(st: &SimState, id: &str) -> Result<Deployment, ApiError> {
+    st.deployments
+        .iter()
+        .find(|d| d.id == id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("Deployment", id))
+}
+
 fn with_deployment<T>(
     sim: &Sim,
     id: &str,
@@ -1062,12 +1071,7 @@ async fn deployment_delete(
     let now = Instant::now();
     let mut st = sim.lock();
     sim.tick(&mut st, now);
-    let d = st
-        .deployments
-        .iter()
-        .find(|d| d.id == id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("Deployment", &id))?;
+    let d = deployment_copy(&st, &id)?;
     let active: Vec<String> = st
         .executions
         .iter()
@@ -1287,12 +1291,7 @@ async fn executions_post(State(sim): State<Shared>, body: Bytes) -> ApiResult {
     let now = Instant::now();
     let mut st = sim.lock();
     sim.tick(&mut st, now);
-    let d = st
-        .deployments
-        .iter()
-        .find(|d| d.id == dep_id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("Deployment", &dep_id))?;
+    let d = deployment_copy(&st, &dep_id)?;
     let parameters = workflow_parameters(&d, &workflow, given, allow_custom)?;
     match Sim::env_status(&st, &d) {
         Some(Status::Pending | Status::Queued) => {
@@ -1481,12 +1480,7 @@ async fn update_initiate(
     let now = Instant::now();
     let mut st = sim.lock();
     sim.tick(&mut st, now);
-    let d = st
-        .deployments
-        .iter()
-        .find(|d| d.id == dep_id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("Deployment", &dep_id))?;
+    let d = deployment_copy(&st, &dep_id)?;
     if let Some(Value::String(b)) = body.get("blueprint_id") {
         if b != &d.blueprint.id && !st.blueprints.iter().any(|x| &x.fx.id == b) {
             return Err(ApiError::not_found("Blueprint", b));
