@@ -59,12 +59,12 @@ pub async fn serve<const CLOUDIFY: bool, const VAULT: bool>(routes: &[Route]) ->
     let config_us = started.elapsed().as_micros() as u64;
     let store = dynamodb_store(&config, &sdk)?;
     let orchestrator = if CLOUDIFY {
-        wiring::orchestrator(&config).await?
+        wiring::orchestrator(&config)?
     } else {
         None
     };
     let mut binders = if VAULT {
-        wiring::binders(&config).await?
+        wiring::binders(&config)?
     } else {
         BinderRegistry::new()
     };
@@ -139,10 +139,10 @@ pub async fn sync() -> Result<(), Error> {
     let (config, sdk) = init_config(Access::SYNC).await?;
     let config_us = started.elapsed().as_micros() as u64;
     let store = dynamodb_store(&config, &sdk)?;
-    let orchestrator = wiring::orchestrator(&config).await?.ok_or_else(|| {
+    let orchestrator = wiring::orchestrator(&config)?.ok_or_else(|| {
         wiring::StartupError("CLOUDIFY_URL is required by the catalog sync".into())
     })?;
-    let binders = Arc::new(wiring::binders(&config).await?);
+    let binders = Arc::new(wiring::binders(&config)?);
     let clients_us = started.elapsed().as_micros() as u64 - config_us;
     let warm_up_started = Instant::now();
     let _ = tokio::join!(

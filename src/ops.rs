@@ -123,7 +123,7 @@ async fn backends(config: &Config) -> Result<Backends, StartupError> {
         store: wiring::open_store(&config.store).await?,
         cloudify: wiring::cloudify_orchestrator(config)?,
         vault: wiring::vault_binder(config)?,
-        binders: wiring::binders(config).await?,
+        binders: wiring::binders(config)?,
     })
 }
 

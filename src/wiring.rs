@@ -27,8 +27,8 @@ pub struct StartupError(pub String);
 /// The broker with every configured adapter.
 pub async fn build_broker(config: &Config) -> Result<Broker, StartupError> {
     let store = open_store(&config.store).await?;
-    let orchestrator = orchestrator(config).await?;
-    let mut binders = binders(config).await?;
+    let orchestrator = orchestrator(config)?;
+    let mut binders = binders(config)?;
     if let Some(o) = &orchestrator {
         with_orchestrator(&mut binders, o);
     }
@@ -73,7 +73,7 @@ pub fn no_dynamodb() -> StartupError {
 
 /// The Cloudify orchestrator, when `--cloudify-url` is set. An unusable Cloudify
 /// configuration does not stop start-up: it is logged and the Cloudify routes answer 503.
-pub async fn orchestrator(config: &Config) -> Result<Option<Arc<dyn Orchestrator>>, StartupError> {
+pub fn orchestrator(config: &Config) -> Result<Option<Arc<dyn Orchestrator>>, StartupError> {
     match cloudify_orchestrator(config) {
         Ok(o) => Ok(o.map(|o| Arc::new(o) as Arc<dyn Orchestrator>)),
         Err(e) => {
@@ -121,7 +121,7 @@ pub fn cloudify_orchestrator(
 
 /// The binders, by name; `vault` when `--vault-addr` is set, and always `outputs` (it needs
 /// no backend of its own; [`with_orchestrator`] lets it read outputs for fetch binding).
-pub async fn binders(config: &Config) -> Result<BinderRegistry, StartupError> {
+pub fn binders(config: &Config) -> Result<BinderRegistry, StartupError> {
     let mut registry = BinderRegistry::new();
     registry.register(Arc::new(OutputsBinder::new(None)));
     if let Some(binder) = vault_binder(config)? {
