@@ -213,6 +213,13 @@ pub trait Binder: Send + Sync + 'static {
     async fn configure(&self, ctx: &BindContext<'_>) -> Result<(), BinderError>;
     /// Generates credentials for this binding and keeps them for later retrieval.
     async fn credentials(&self, ctx: &BindContext<'_>) -> Result<Bound, BinderError>;
+    /// What a bind runs: [`configure`](Self::configure), then
+    /// [`credentials`](Self::credentials). A binder may override it to share work between
+    /// the two steps (the Vault binder reads and renders its config once).
+    async fn bind(&self, ctx: &BindContext<'_>) -> Result<Bound, BinderError> {
+        self.configure(ctx).await?;
+        self.credentials(ctx).await
+    }
     /// The credentials kept for an existing binding (identical re-PUT, fetch binding).
     async fn stored_credentials(&self, binding: &Binding) -> Result<Credentials, BinderError>;
     /// Revokes a binding's credentials and forgets them. Idempotent: revoking what is already

@@ -357,8 +357,8 @@ impl Fx {
             outputs,
             settings: &self.settings,
         };
-        self.binder.configure(&ctx).await?;
-        let bound = self.binder.credentials(&ctx).await?;
+        // What the broker calls: both steps on one read of the binder config.
+        let bound = self.binder.bind(&ctx).await?;
         let record = binding_record(instance, &binding_id, &bound);
         Ok((bound, record))
     }

@@ -744,6 +744,164 @@ impl VaultBinder {
         }
         Ok(c)
     }
+
+    /// The configure step on a rendered config (see [`Binder::configure`]).
+    async fn configure_rendered(
+        &self,
+        ctx: &BindContext<'_>,
+        rendered: &Rendered,
+    ) -> Result<(), BinderError> {
+        let Rendered {
+            config,
+            role: name,
+            connection,
+        } = rendered;
+        let (config, name, connection) = (config, name.clone(), connection.clone());
+        let instance_id = ctx.instance.id.as_str();
+        let engine = config.engine.mount.clone();
+        let mut latest = self.instance_record(instance_id).await?;
+        let password = self.admin_password(config).await?;
+        let new = NewRecord {
+            engine: &engine,
+            name: &name,
+            connection: &connection,
+        };
+        let (conn, role) = Self::engine_bodies(config, &new, &password);
+        let (conn, role) = (Value::Object(conn), Value::Object(role));
+        let parts = [&Value::String(engine.clone()), &conn, &role];
+        let unchanged = |r: &InstanceRecord| {
+            r.objects.first().is_some_and(|o| o.is(&new))
+                && r.fingerprint.as_ref().is_some_and(|f| f.matches(&parts))
+        };
+        let path = Self::instance_kv_path(instance_id);
+        let waited_since = std::time::Instant::now();
+        loop {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            if latest.as_ref().is_some_and(unchanged) {
+                tracing::debug!(engine = %engine, name = %name, "instance unchanged in Vault");
+                return Ok(());
+            }
+            let claimed = latest
+                .as_ref()
+                .and_then(|r| r.claimed_at)
+                .is_some_and(|t| now.saturating_sub(t) < CLAIM_TTL.as_secs() as i64);
+            if !claimed {
+                // Claim the record; it names the objects before they exist (or move to
+                // another mount), so that remove_instance always finds them.
+                let version = latest.as_ref().map_or(0, |r| r.version);
+                let claim = new.json(latest.as_ref(), None, Some(now));
+                if let Some(version) = self.kv_write_cas(&path, &claim, version).await? {
+                    let salt = latest
+                        .as_ref()
+                        .and_then(|r| r.fingerprint.as_ref())
+                        .map_or_else(Fingerprint::new_salt, |f| f.salt.clone());
+                    let claimed = Claimed {
+                        path: &path,
+                        version,
+                        first: latest.is_none(),
+                        fingerprint: Fingerprint::of(&salt, &parts),
+                    };
+                    return self
+                        .write_claimed(&new, latest.as_ref(), claimed, &conn, &role, &password)
+                        .await;
+                }
+            } else if waited_since.elapsed() > CLAIM_WAIT {
+                return Err(BinderError::Unavailable(format!(
+                    "another bind has been configuring instance {instance_id} in Vault for over {}s",
+                    CLAIM_WAIT.as_secs()
+                )));
+            } else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            latest = self.instance_record(instance_id).await?;
+        }
+    }
+
+    /// The credentials step on a rendered config (see [`Binder::credentials`]).
+    async fn credentials_rendered(
+        &self,
+        ctx: &BindContext<'_>,
+        rendered: &Rendered,
+    ) -> Result<Bound, BinderError> {
+        let Rendered {
+            config, role: name, ..
+        } = rendered;
+        let instance_id = ctx.instance.id.as_str();
+        let engine = &config.engine.mount;
+        let reply: Reply = self
+            .vault
+            .get(&format!("{engine}/creds/{name}"))
+            .await?
+            .check(&format!("read {engine}/creds/{name}"), &[])?;
+        let body = reply.body.as_ref().unwrap_or(&Value::Null);
+        let lease_id = body
+            .get("lease_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let lease_duration = body
+            .get("lease_duration")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let renewable = body
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let now = OffsetDateTime::now_utc();
+        let data = reply.data();
+        let (Some(username), Some(password)) = (
+            data.get("username").and_then(Value::as_str),
+            data.get("password").and_then(Value::as_str),
+        ) else {
+            if !lease_id.is_empty() {
+                self.revoke_lease(&lease_id).await.ok();
+            }
+            return Err(BinderError::Rejected(format!(
+                "{engine}/creds/{name} returned no username and password"
+            )));
+        };
+        let built = Self::credentials_map(config, ctx.outputs, username, password);
+        let kv_path = Self::binding_kv_path(instance_id, ctx.binding_id.as_str());
+        let kept = match built {
+            Ok(credentials) => {
+                let map: Map<String, Value> = credentials
+                    .0
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                self.kv_write(&kv_path, &Value::Object(map))
+                    .await
+                    .map(|()| credentials)
+            }
+            Err(e) => Err(e),
+        };
+        let credentials = match kept {
+            Ok(c) => c,
+            Err(e) => {
+                // Leave nothing half-created: the generated user goes with its lease.
+                if !lease_id.is_empty()
+                    && let Err(r) = self.revoke_lease(&lease_id).await
+                {
+                    tracing::warn!(error = %r, "revoking the lease of a failed bind did not finish");
+                }
+                return Err(e);
+            }
+        };
+        let state = json!({
+            "lease_id": lease_id,
+            "renewable": renewable,
+            "lease_duration": lease_duration,
+            "engine_mount": engine,
+            "role": name,
+            "kv_mount": self.kv_mount,
+            "kv_path": kv_path,
+        });
+        Ok(Bound {
+            credentials,
+            state,
+            lease: lease_times(now, lease_duration),
+        })
+    }
 }
 
 fn lease_times(now: OffsetDateTime, seconds: u64) -> Option<LeaseTimes> {
@@ -795,151 +953,23 @@ impl Binder for VaultBinder {
     /// the fingerprint (or take over a claim older than [`CLAIM_TTL`]).
     #[tracing::instrument(skip_all, fields(instance_id = %ctx.instance.id))]
     async fn configure(&self, ctx: &BindContext<'_>) -> Result<(), BinderError> {
-        let Rendered {
-            config,
-            role: name,
-            connection,
-        } = self.rendered_config(ctx, true).await?;
-        let instance_id = ctx.instance.id.as_str();
-        let engine = config.engine.mount.clone();
-        let mut latest = self.instance_record(instance_id).await?;
-        let password = self.admin_password(&config).await?;
-        let new = NewRecord {
-            engine: &engine,
-            name: &name,
-            connection: &connection,
-        };
-        let (conn, role) = Self::engine_bodies(&config, &new, &password);
-        let (conn, role) = (Value::Object(conn), Value::Object(role));
-        let parts = [&Value::String(engine.clone()), &conn, &role];
-        let unchanged = |r: &InstanceRecord| {
-            r.objects.first().is_some_and(|o| o.is(&new))
-                && r.fingerprint.as_ref().is_some_and(|f| f.matches(&parts))
-        };
-        let path = Self::instance_kv_path(instance_id);
-        let waited_since = std::time::Instant::now();
-        loop {
-            let now = OffsetDateTime::now_utc().unix_timestamp();
-            if latest.as_ref().is_some_and(unchanged) {
-                tracing::debug!(engine = %engine, name = %name, "instance unchanged in Vault");
-                return Ok(());
-            }
-            let claimed = latest
-                .as_ref()
-                .and_then(|r| r.claimed_at)
-                .is_some_and(|t| now.saturating_sub(t) < CLAIM_TTL.as_secs() as i64);
-            if !claimed {
-                // Claim the record; it names the objects before they exist (or move to
-                // another mount), so that remove_instance always finds them.
-                let version = latest.as_ref().map_or(0, |r| r.version);
-                let claim = new.json(latest.as_ref(), None, Some(now));
-                if let Some(version) = self.kv_write_cas(&path, &claim, version).await? {
-                    let salt = latest
-                        .as_ref()
-                        .and_then(|r| r.fingerprint.as_ref())
-                        .map_or_else(Fingerprint::new_salt, |f| f.salt.clone());
-                    let claimed = Claimed {
-                        path: &path,
-                        version,
-                        first: latest.is_none(),
-                        fingerprint: Fingerprint::of(&salt, &parts),
-                    };
-                    return self
-                        .write_claimed(&new, latest.as_ref(), claimed, &conn, &role, &password)
-                        .await;
-                }
-            } else if waited_since.elapsed() > CLAIM_WAIT {
-                return Err(BinderError::Unavailable(format!(
-                    "another bind has been configuring instance {instance_id} in Vault for over {}s",
-                    CLAIM_WAIT.as_secs()
-                )));
-            } else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            latest = self.instance_record(instance_id).await?;
-        }
+        let rendered = self.rendered_config(ctx, true).await?;
+        self.configure_rendered(ctx, &rendered).await
     }
 
     #[tracing::instrument(skip_all, fields(instance_id = %ctx.instance.id, binding_id = %ctx.binding_id))]
     async fn credentials(&self, ctx: &BindContext<'_>) -> Result<Bound, BinderError> {
-        let Rendered {
-            config, role: name, ..
-        } = self.rendered_config(ctx, false).await?;
-        let instance_id = ctx.instance.id.as_str();
-        let engine = &config.engine.mount;
-        let reply: Reply = self
-            .vault
-            .get(&format!("{engine}/creds/{name}"))
-            .await?
-            .check(&format!("read {engine}/creds/{name}"), &[])?;
-        let body = reply.body.as_ref().unwrap_or(&Value::Null);
-        let lease_id = body
-            .get("lease_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let lease_duration = body
-            .get("lease_duration")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let renewable = body
-            .get("renewable")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let now = OffsetDateTime::now_utc();
-        let data = reply.data();
-        let (Some(username), Some(password)) = (
-            data.get("username").and_then(Value::as_str),
-            data.get("password").and_then(Value::as_str),
-        ) else {
-            if !lease_id.is_empty() {
-                self.revoke_lease(&lease_id).await.ok();
-            }
-            return Err(BinderError::Rejected(format!(
-                "{engine}/creds/{name} returned no username and password"
-            )));
-        };
-        let built = Self::credentials_map(&config, ctx.outputs, username, password);
-        let kv_path = Self::binding_kv_path(instance_id, ctx.binding_id.as_str());
-        let kept = match built {
-            Ok(credentials) => {
-                let map: Map<String, Value> = credentials
-                    .0
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect();
-                self.kv_write(&kv_path, &Value::Object(map))
-                    .await
-                    .map(|()| credentials)
-            }
-            Err(e) => Err(e),
-        };
-        let credentials = match kept {
-            Ok(c) => c,
-            Err(e) => {
-                // Leave nothing half-created: the generated user goes with its lease.
-                if !lease_id.is_empty()
-                    && let Err(r) = self.revoke_lease(&lease_id).await
-                {
-                    tracing::warn!(error = %r, "revoking the lease of a failed bind did not finish");
-                }
-                return Err(e);
-            }
-        };
-        let state = json!({
-            "lease_id": lease_id,
-            "renewable": renewable,
-            "lease_duration": lease_duration,
-            "engine_mount": engine,
-            "role": name,
-            "kv_mount": self.kv_mount,
-            "kv_path": kv_path,
-        });
-        Ok(Bound {
-            credentials,
-            state,
-            lease: lease_times(now, lease_duration),
-        })
+        let rendered = self.rendered_config(ctx, false).await?;
+        self.credentials_rendered(ctx, &rendered).await
+    }
+
+    /// Configure and credentials on one read of the binder config (one Vault call fewer
+    /// than the two steps apart).
+    #[tracing::instrument(skip_all, fields(instance_id = %ctx.instance.id, binding_id = %ctx.binding_id))]
+    async fn bind(&self, ctx: &BindContext<'_>) -> Result<Bound, BinderError> {
+        let rendered = self.rendered_config(ctx, true).await?;
+        self.configure_rendered(ctx, &rendered).await?;
+        self.credentials_rendered(ctx, &rendered).await
     }
 
     async fn stored_credentials(&self, binding: &Binding) -> Result<Credentials, BinderError> {

@@ -81,8 +81,13 @@ async fn twenty_concurrent_binds_on_one_instance_all_succeed_with_working_logins
                     outputs: &outputs,
                     settings: &settings,
                 };
-                binder.configure(&ctx).await?;
-                binder.credentials(&ctx).await
+                // The first wave runs the two steps apart, the second as the broker does.
+                if wave == 0 {
+                    binder.configure(&ctx).await?;
+                    binder.credentials(&ctx).await
+                } else {
+                    binder.bind(&ctx).await
+                }
             });
         }
         let mut failures = Vec::new();
