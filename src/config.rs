@@ -164,6 +164,11 @@ pub struct Config {
     /// `serve` runs the catalog sync this often, e.g. 5m (off when absent).
     #[arg(long, env = "BROKER_SYNC_INTERVAL", value_parser = duration)]
     pub sync_interval: Option<Duration>,
+    /// How long a catalog copy is used without asking the store whether the catalog
+    /// changed, e.g. 30s: saves one store read per request that needs the catalog, and a
+    /// sync's changes show up that much later (0s: every request checks).
+    #[arg(long, env = "BROKER_CATALOG_MAX_AGE", value_parser = duration, default_value = "0s")]
+    pub catalog_max_age: Duration,
     /// `serve` runs the lease renewal pass this often.
     #[arg(long, env = "BROKER_RENEW_INTERVAL", value_parser = duration, default_value = "5m")]
     pub renew_interval: Duration,
@@ -203,6 +208,7 @@ impl Config {
             id_namespace: self.id_namespace,
             tenant: self.cloudify_tenant.clone(),
             dashboard_ui_url: self.cloudify_ui_url.clone(),
+            catalog_max_age: self.catalog_max_age,
             ..BrokerSettings::default()
         }
     }

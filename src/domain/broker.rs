@@ -16,7 +16,7 @@ use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
 use super::binding::{Binding, BindingState, Credentials};
-use super::catalog::{Plan, Service};
+use super::catalog::{CatalogEntry, Plan, Service};
 use super::error::{BinderError, Dependency, OrchestratorError, StoreError};
 use super::ids::{BindingId, DEFAULT_ID_NAMESPACE, InstanceId, OperationId, PlanId, ServiceId};
 use super::instance::{Instance, InstanceState, request_hash};
@@ -101,6 +101,18 @@ impl BrokerError {
         }
     }
 
+    /// The store failed: reading it again for another answer would fail (or wait) the same
+    /// way, so the answer is this error.
+    fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::DependencyUnavailable {
+                dependency: Dependency::Store,
+                ..
+            }
+        )
+    }
+
     fn unprocessable(error: &str, description: impl Into<String>) -> Self {
         Self::Unprocessable {
             error: error.to_owned(),
@@ -161,6 +173,9 @@ pub struct BrokerSettings {
     pub retry_after_secs: u64,
     /// Base URL of the Cloudify UI; `dashboard_url` points into it when set.
     pub dashboard_ui_url: Option<String>,
+    /// How long a catalog copy confirmed by the store is used without asking it again
+    /// (`--catalog-max-age`; zero: every request checks the catalog version).
+    pub catalog_max_age: std::time::Duration,
 }
 
 impl Default for BrokerSettings {
@@ -170,6 +185,7 @@ impl Default for BrokerSettings {
             tenant: "default_tenant".into(),
             retry_after_secs: 10,
             dashboard_ui_url: None,
+            catalog_max_age: std::time::Duration::ZERO,
         }
     }
 }
@@ -527,8 +543,8 @@ impl Broker {
             store,
             orchestrator,
             binders,
+            catalog_cache: CatalogCache::with_max_age(settings.catalog_max_age),
             settings,
-            catalog_cache: CatalogCache::new(),
         }
     }
 
@@ -654,32 +670,19 @@ impl Broker {
             &parameters,
             req.maintenance_version(),
         );
-        if let Some(existing) = self.store.instance(id).await? {
-            return self.provision_replay(&existing, &hash);
-        }
-        let snapshot = self.catalog_snapshot().await?;
-        let entry = snapshot
-            .catalog
-            .entry(&req.service_id)
-            .filter(|e| e.active)
-            .ok_or_else(|| {
-                BrokerError::BadRequest(format!(
-                    "service_id {} is not in the catalog",
-                    req.service_id
-                ))
-            })?;
-        let plan = entry.plan(&req.plan_id).ok_or_else(|| {
-            BrokerError::BadRequest(format!(
-                "plan_id {} is not a plan of service {}",
-                req.plan_id, entry.service.name
-            ))
-        })?;
-        check_maintenance_info(plan, req.maintenance_version())?;
-        snapshot
-            .validators
-            .check(plan, SchemaKind::Create, &parameters)
-            .map_err(BrokerError::BadRequest)?;
-        let orchestrator = self.cloudify()?;
+        // No read of the instance first: the conditional create below tells a new instance
+        // from an existing one. A request that fails the checks is still answered as a
+        // replay when the instance exists (as if it had been read first).
+        let snapshot = match self.catalog_snapshot().await {
+            Ok(snapshot) => snapshot,
+            Err(e) => return self.provision_refused(id, &hash, e).await,
+        };
+        let checked = Self::provision_checks(&snapshot, &req, &parameters)
+            .and_then(|entry| Ok((entry, self.cloudify()?)));
+        let (entry, orchestrator) = match checked {
+            Ok(checked) => checked,
+            Err(e) => return self.provision_refused(id, &hash, e).await,
+        };
 
         let deployment_id = id.deployment_id();
         let instance = Instance {
@@ -759,6 +762,55 @@ impl Broker {
                 dashboard_url: current.dashboard_url,
             },
         ))
+    }
+
+    /// The catalog entry a provision request names, once its plan, maintenance info and
+    /// parameters pass.
+    fn provision_checks<'a>(
+        snapshot: &'a CatalogSnapshot,
+        req: &ProvisionRequest,
+        parameters: &Map<String, Value>,
+    ) -> Result<&'a CatalogEntry, BrokerError> {
+        let entry = snapshot
+            .catalog
+            .entry(&req.service_id)
+            .filter(|e| e.active)
+            .ok_or_else(|| {
+                BrokerError::BadRequest(format!(
+                    "service_id {} is not in the catalog",
+                    req.service_id
+                ))
+            })?;
+        let plan = entry.plan(&req.plan_id).ok_or_else(|| {
+            BrokerError::BadRequest(format!(
+                "plan_id {} is not a plan of service {}",
+                req.plan_id, entry.service.name
+            ))
+        })?;
+        check_maintenance_info(plan, req.maintenance_version())?;
+        snapshot
+            .validators
+            .check(plan, SchemaKind::Create, parameters)
+            .map_err(BrokerError::BadRequest)?;
+        Ok(entry)
+    }
+
+    /// A provision request that failed before the create: the replay answer when the
+    /// instance exists (an existing instance is answered whatever the catalog says now),
+    /// the failure otherwise.
+    async fn provision_refused(
+        &self,
+        id: &InstanceId,
+        hash: &str,
+        failure: BrokerError,
+    ) -> Result<Reply<ProvisionResponse>, BrokerError> {
+        if failure.is_store_failure() {
+            return Err(failure);
+        }
+        match self.store.instance(id).await {
+            Ok(Some(existing)) => self.provision_replay(&existing, hash),
+            _ => Err(failure),
+        }
     }
 
     /// The idempotency matrix for a PUT on an existing instance (osb.md §8).
@@ -1401,56 +1453,73 @@ impl Broker {
             req.app_guid.as_deref(),
             req.predecessor_binding_id.as_ref(),
         );
-        if let Some(existing) = self.store.binding(instance_id, binding_id).await? {
-            return self.bind_replay(existing, &hash).await;
-        }
-
-        same_service_and_plan(&instance, &service_id, &plan_id)?;
-        let snapshot = self.catalog_snapshot().await?;
-        let entry = snapshot
-            .catalog
-            .entry(&service_id)
-            .filter(|e| e.active)
-            .ok_or_else(|| {
-                BrokerError::BadRequest(format!("service_id {service_id} is not in the catalog"))
-            })?;
-        // The instance's plan (checked above), active or retired.
-        let plan = entry.instance_plan(&plan_id).ok_or_else(|| {
-            BrokerError::BadRequest(format!(
-                "plan_id {plan_id} is not a plan of service {}",
-                entry.service.name
-            ))
-        })?;
-        if !entry.plan_bindable(plan) {
-            return Err(BrokerError::BadRequest(format!(
-                "plan {} of service {} is not bindable",
-                plan.name, entry.service.name
-            )));
-        }
-        let settings = self
-            .store
-            .service_settings(&entry.blueprint_id)
-            .await?
-            .ok_or_else(|| {
+        // No read of the binding first: the conditional create below tells a new binding
+        // from an existing one. A request that fails the checks is still answered as a
+        // replay when the binding exists (as if it had been read first).
+        let checked = async {
+            same_service_and_plan(&instance, &service_id, &plan_id)?;
+            let snapshot = self.catalog_snapshot().await?;
+            let entry = snapshot
+                .catalog
+                .entry(&service_id)
+                .filter(|e| e.active)
+                .ok_or_else(|| {
+                    BrokerError::BadRequest(format!(
+                        "service_id {service_id} is not in the catalog"
+                    ))
+                })?;
+            // The instance's plan (checked above), active or retired.
+            let plan = entry.instance_plan(&plan_id).ok_or_else(|| {
                 BrokerError::BadRequest(format!(
-                    "service {} is not bindable: no binder is configured for it",
+                    "plan_id {plan_id} is not a plan of service {}",
                     entry.service.name
                 ))
             })?;
-        if predecessor.is_some() && !plan.binding_rotatable.unwrap_or(settings.binding_rotatable) {
-            return Err(BrokerError::BadRequest(format!(
-                "plan {} does not allow binding rotation",
-                plan.name
-            )));
+            if !entry.plan_bindable(plan) {
+                return Err(BrokerError::BadRequest(format!(
+                    "plan {} of service {} is not bindable",
+                    plan.name, entry.service.name
+                )));
+            }
+            let settings = self
+                .store
+                .service_settings(&entry.blueprint_id)
+                .await?
+                .ok_or_else(|| {
+                    BrokerError::BadRequest(format!(
+                        "service {} is not bindable: no binder is configured for it",
+                        entry.service.name
+                    ))
+                })?;
+            if predecessor.is_some()
+                && !plan.binding_rotatable.unwrap_or(settings.binding_rotatable)
+            {
+                return Err(BrokerError::BadRequest(format!(
+                    "plan {} does not allow binding rotation",
+                    plan.name
+                )));
+            }
+            if let Some(given) = &req.parameters {
+                snapshot
+                    .validators
+                    .check(plan, SchemaKind::Bind, given)
+                    .map_err(BrokerError::BadRequest)?;
+            }
+            let binder = self.binder(&settings.binder)?;
+            let orchestrator = self.cloudify()?;
+            Ok::<_, BrokerError>((settings, binder, orchestrator))
         }
-        if let Some(given) = &req.parameters {
-            snapshot
-                .validators
-                .check(plan, SchemaKind::Bind, given)
-                .map_err(BrokerError::BadRequest)?;
-        }
-        let binder = self.binder(&settings.binder)?;
-        let orchestrator = self.cloudify()?;
+        .await;
+        let (settings, binder, orchestrator) = match checked {
+            Ok(checked) => checked,
+            Err(e) if e.is_store_failure() => return Err(e),
+            Err(e) => {
+                return match self.store.binding(instance_id, binding_id).await {
+                    Ok(Some(existing)) => self.bind_replay(existing, &hash).await,
+                    _ => Err(e),
+                };
+            }
+        };
 
         let record = Binding {
             instance_id: instance_id.clone(),
@@ -1482,7 +1551,7 @@ impl Broker {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Err(e) = self.hold_instance(instance_id).await {
+        if let Err(e) = self.hold_instance(&instance).await {
             match self
                 .store
                 .delete_binding(instance_id, binding_id, record.version)
@@ -1526,7 +1595,20 @@ impl Broker {
     /// write fails (the re-read shows the instance deprovisioning: 422, nothing made), or
     /// this write (or another one after the record appeared) comes first and the
     /// deprovision meets the record (422 while it is being created, revoked once bound).
-    async fn hold_instance(&self, instance_id: &InstanceId) -> Result<(), BrokerError> {
+    ///
+    /// The first write is of the instance as the bind read it before the record existed: if
+    /// nobody wrote since, that write is as good as one after a fresh read (and saves the
+    /// read); if somebody did, it fails and the bind re-reads and writes as above.
+    async fn hold_instance(&self, read: &Instance) -> Result<(), BrokerError> {
+        match self.store.update_instance(read).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) => self.hold_instance_again(&read.id).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// [`Self::hold_instance`] after a conflict: a fresh read, then the version-checked write.
+    async fn hold_instance_again(&self, instance_id: &InstanceId) -> Result<(), BrokerError> {
         let current = self
             .store
             .instance(instance_id)
@@ -1562,12 +1644,8 @@ impl Broker {
             outputs: &outputs,
             ..ctx
         };
-        binder
-            .configure(&ctx)
-            .await
-            .map_err(|e| binder_error(&record.binder, e))?;
         let bound = binder
-            .credentials(&ctx)
+            .bind(&ctx)
             .await
             .map_err(|e| binder_error(&record.binder, e))?;
         let mut done = record.clone();

@@ -6,6 +6,7 @@
 //! crates.
 
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -68,7 +69,10 @@ impl CatalogSnapshot {
 /// The cached snapshot, refreshed when the store's catalog version moves.
 #[derive(Debug, Default)]
 pub struct CatalogCache {
-    current: RwLock<Option<Arc<CatalogSnapshot>>>,
+    /// The snapshot and when its version was last confirmed by the store.
+    current: RwLock<Option<(Arc<CatalogSnapshot>, Instant)>>,
+    /// How long a confirmed copy is used without asking the store again (zero: always ask).
+    max_age: Duration,
 }
 
 impl CatalogCache {
@@ -76,35 +80,65 @@ impl CatalogCache {
         Self::default()
     }
 
+    /// A cache that uses a copy confirmed less than `max_age` ago without a store read
+    /// (`--catalog-max-age`): a sync's changes then show up to `max_age` late in this process.
+    pub fn with_max_age(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            ..Self::default()
+        }
+    }
+
     /// The current snapshot: one `catalog_version` read, plus one `catalog` read when the
     /// version differs from the cached copy's; with nothing cached yet (a fresh process),
-    /// only the `catalog` read (it carries its version). A store error is returned (never an
-    /// empty catalog).
+    /// only the `catalog` read (it carries its version); no read at all while the copy is
+    /// younger than the maximum age. A store error is returned (never an empty catalog).
     pub async fn current(&self, store: &dyn Store) -> Result<Arc<CatalogSnapshot>, StoreError> {
-        if let Some(cached) = self.cached() {
+        if let Some((cached, confirmed)) = self.cached() {
+            if !self.max_age.is_zero() && confirmed.elapsed() < self.max_age {
+                return Ok(cached);
+            }
+            let asked = Instant::now();
             let version = store.catalog_version().await?;
             if cached.catalog.version == version {
+                self.confirm(&cached, asked);
                 return Ok(cached);
             }
         }
+        let asked = Instant::now();
         let catalog = store.catalog().await?;
         let fresh = Arc::new(CatalogSnapshot::new(catalog));
         let mut slot = self.current.write().unwrap_or_else(PoisonError::into_inner);
         // Keep whichever is newer when two requests refresh at once.
         match slot.as_ref() {
-            Some(s) if s.catalog.version > fresh.catalog.version => Ok(s.clone()),
+            Some((s, _)) if s.catalog.version > fresh.catalog.version => Ok(s.clone()),
             _ => {
-                *slot = Some(fresh.clone());
+                *slot = Some((fresh.clone(), asked));
                 Ok(fresh)
             }
         }
     }
 
-    fn cached(&self) -> Option<Arc<CatalogSnapshot>> {
+    fn cached(&self) -> Option<(Arc<CatalogSnapshot>, Instant)> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Records that the store still had `snapshot`'s version at `asked` (when the cache
+    /// ages copies at all).
+    fn confirm(&self, snapshot: &Arc<CatalogSnapshot>, asked: Instant) {
+        if self.max_age.is_zero() {
+            return;
+        }
+        let mut slot = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((s, confirmed)) = slot.as_mut()
+            && Arc::ptr_eq(s, snapshot)
+            && *confirmed < asked
+        {
+            *confirmed = asked;
+        }
     }
 }
 
@@ -144,5 +178,23 @@ mod tests {
         assert_ne!(moved.document().etag, etag);
         let body: serde_json::Value = serde_json::from_slice(&moved.document().body).unwrap();
         assert_eq!(body["services"].as_array().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_copy_younger_than_the_max_age_is_used_without_asking_the_store() {
+        let s = MemoryStore::new();
+        s.put_catalog_entries(&[entry("a")]).await.unwrap();
+        let cache = CatalogCache::with_max_age(Duration::from_millis(300));
+        let first = cache.current(&s).await.unwrap();
+        // A sync publishes a new version: within the max age, the copy stands.
+        s.put_catalog_entries(&[entry("b")]).await.unwrap();
+        let young = cache.current(&s).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &young));
+        assert_eq!(young.catalog.entries.len(), 1);
+        // Past it, the version is checked again and the new catalog read.
+        std::thread::sleep(Duration::from_millis(350));
+        let moved = cache.current(&s).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &moved));
+        assert_eq!(moved.catalog.entries.len(), 2);
     }
 }
