@@ -14,28 +14,26 @@
 //! time they spent in moto; the Cloudify listing is timed once on its own. The broker's share
 //! of a sync is then its time minus the listing and minus moto's time.
 
+#[path = "../tests/support/counting_store.rs"]
+mod counting_store;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use cloudify_osb::adapters::cloudify::{CloudifyConfig, CloudifyCredentials, CloudifyOrchestrator};
 use cloudify_osb::adapters::sqlite::SqliteStore;
-use cloudify_osb::domain::binding::Binding;
-use cloudify_osb::domain::catalog::{Catalog, CatalogEntry, ServiceSettings};
-use cloudify_osb::domain::error::StoreError;
-use cloudify_osb::domain::ids::{BindingId, DEFAULT_ID_NAMESPACE, InstanceId};
-use cloudify_osb::domain::instance::{Instance, InstanceState};
+use cloudify_osb::domain::ids::DEFAULT_ID_NAMESPACE;
 use cloudify_osb::domain::mapping::Selection;
 use cloudify_osb::domain::ports::{Orchestrator, Store};
 use cloudify_osb::domain::snapshot::CatalogCache;
 use cloudify_osb::domain::sync::{SyncOptions, sync_catalog_with};
+
+use counting_store::Counting;
 
 /// `bench/timing_proxy.py` in front of moto: DynamoDB requests per operation and the time
 /// they spent in moto.
@@ -92,93 +90,6 @@ impl Drop for Proxy {
 }
 
 /// Counts write calls and catalog entries written.
-struct Counting {
-    inner: Arc<dyn Store>,
-    writes: AtomicUsize,
-    entries: AtomicUsize,
-}
-
-impl Counting {
-    fn take(&self) -> (usize, usize) {
-        (
-            self.writes.swap(0, Ordering::SeqCst),
-            self.entries.swap(0, Ordering::SeqCst),
-        )
-    }
-    fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl Store for Counting {
-    async fn catalog_version(&self) -> Result<u64, StoreError> {
-        self.inner.catalog_version().await
-    }
-    async fn catalog(&self) -> Result<Catalog, StoreError> {
-        self.inner.catalog().await
-    }
-    async fn put_catalog_entries(&self, entries: &[CatalogEntry]) -> Result<u64, StoreError> {
-        self.wrote();
-        self.entries.fetch_add(entries.len(), Ordering::SeqCst);
-        self.inner.put_catalog_entries(entries).await
-    }
-    async fn service_settings(&self, b: &str) -> Result<Option<ServiceSettings>, StoreError> {
-        self.inner.service_settings(b).await
-    }
-    async fn all_service_settings(&self) -> Result<Vec<ServiceSettings>, StoreError> {
-        self.inner.all_service_settings().await
-    }
-    async fn put_service_settings(&self, s: &ServiceSettings) -> Result<(), StoreError> {
-        self.wrote();
-        self.inner.put_service_settings(s).await
-    }
-    async fn create_instance(&self, i: &Instance) -> Result<Instance, StoreError> {
-        self.wrote();
-        self.inner.create_instance(i).await
-    }
-    async fn instance(&self, id: &InstanceId) -> Result<Option<Instance>, StoreError> {
-        self.inner.instance(id).await
-    }
-    async fn update_instance(&self, i: &Instance) -> Result<Instance, StoreError> {
-        self.wrote();
-        self.inner.update_instance(i).await
-    }
-    async fn delete_instance(&self, id: &InstanceId, version: u64) -> Result<(), StoreError> {
-        self.wrote();
-        self.inner.delete_instance(id, version).await
-    }
-    async fn instances(&self, state: Option<InstanceState>) -> Result<Vec<Instance>, StoreError> {
-        self.inner.instances(state).await
-    }
-    async fn create_binding(&self, b: &Binding) -> Result<Binding, StoreError> {
-        self.wrote();
-        self.inner.create_binding(b).await
-    }
-    async fn binding(&self, i: &InstanceId, id: &BindingId) -> Result<Option<Binding>, StoreError> {
-        self.inner.binding(i, id).await
-    }
-    async fn update_binding(&self, b: &Binding) -> Result<Binding, StoreError> {
-        self.wrote();
-        self.inner.update_binding(b).await
-    }
-    async fn delete_binding(
-        &self,
-        i: &InstanceId,
-        id: &BindingId,
-        version: u64,
-    ) -> Result<(), StoreError> {
-        self.wrote();
-        self.inner.delete_binding(i, id, version).await
-    }
-    async fn bindings_of(&self, i: &InstanceId) -> Result<Vec<Binding>, StoreError> {
-        self.inner.bindings_of(i).await
-    }
-    async fn bindings_due(&self, t: OffsetDateTime) -> Result<Vec<Binding>, StoreError> {
-        self.inner.bindings_due(t).await
-    }
-}
-
 /// The same blueprint shape as `tests/e2e/catalog.rs`: five inputs (one hidden), a range, an
 /// enum, a pattern; every 10th declares two plans in `metadata.osb`.
 fn fixture(i: usize) -> Value {
@@ -284,11 +195,7 @@ async fn main() {
                 .expect("AWS_ENDPOINT_URL_DYNAMODB (moto) for BENCH_STORE=dynamodb"),
         )
     });
-    let counting = Arc::new(Counting {
-        inner: open_store(&kind, proxy.as_ref()).await,
-        writes: AtomicUsize::new(0),
-        entries: AtomicUsize::new(0),
-    });
+    let counting = Counting::new(open_store(&kind, proxy.as_ref()).await);
     let options = SyncOptions {
         namespace: DEFAULT_ID_NAMESPACE,
         tenant: "default_tenant".into(),

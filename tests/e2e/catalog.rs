@@ -5,6 +5,8 @@
 //! nothing changed writes nothing" and "the catalog GET reads the catalog only when its
 //! version moved" are measured, not assumed.
 
+#[path = "../support/counting_store.rs"]
+mod counting_store;
 // The lifecycle module includes the same helper privately.
 #[allow(clippy::duplicate_mod)]
 #[path = "../contract/cloudify/sim.rs"]
@@ -12,10 +14,9 @@ mod sim;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -23,129 +24,24 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use tower::ServiceExt;
 
 use cloudify_osb::adapters::cloudify::{CloudifyConfig, CloudifyCredentials, CloudifyOrchestrator};
 use cloudify_osb::adapters::sqlite::SqliteStore;
-use cloudify_osb::domain::binding::Binding;
 use cloudify_osb::domain::broker::{Broker, BrokerSettings};
-use cloudify_osb::domain::catalog::{Catalog, CatalogEntry, ServiceSettings};
-use cloudify_osb::domain::error::StoreError;
-use cloudify_osb::domain::ids::{BindingId, DEFAULT_ID_NAMESPACE, InstanceId, service_id_for};
-use cloudify_osb::domain::instance::{Instance, InstanceState};
+use cloudify_osb::domain::ids::{DEFAULT_ID_NAMESPACE, service_id_for};
 use cloudify_osb::domain::mapping::Selection;
 use cloudify_osb::domain::ports::{BinderRegistry, Orchestrator, Store};
 use cloudify_osb::domain::sync::{SyncOptions, SyncReport, sync_catalog_with};
 use cloudify_osb::http::{ApiState, BasicAuth, Route, router};
 
+use counting_store::Counting;
 use sim::Sim;
 
 const USER: &str = "platform";
 const PASSWORD: &str = "catalog-e2e-pw";
 const TENANT: &str = "default_tenant";
 const BLUEPRINTS: usize = 1000;
-
-// ------------------------------------------------------------------ counting store
-
-/// Delegates to a real store and counts reads and writes.
-struct Counting {
-    inner: Arc<dyn Store>,
-    writes: AtomicUsize,
-    entries_written: AtomicUsize,
-    version_reads: AtomicUsize,
-    catalog_reads: AtomicUsize,
-}
-
-impl Counting {
-    fn new(inner: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            writes: AtomicUsize::new(0),
-            entries_written: AtomicUsize::new(0),
-            version_reads: AtomicUsize::new(0),
-            catalog_reads: AtomicUsize::new(0),
-        })
-    }
-    fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-    }
-    fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl Store for Counting {
-    async fn catalog_version(&self) -> Result<u64, StoreError> {
-        self.version_reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.catalog_version().await
-    }
-    async fn catalog(&self) -> Result<Catalog, StoreError> {
-        self.catalog_reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.catalog().await
-    }
-    async fn put_catalog_entries(&self, entries: &[CatalogEntry]) -> Result<u64, StoreError> {
-        self.wrote();
-        self.entries_written
-            .fetch_add(entries.len(), Ordering::SeqCst);
-        self.inner.put_catalog_entries(entries).await
-    }
-    async fn service_settings(&self, b: &str) -> Result<Option<ServiceSettings>, StoreError> {
-        self.inner.service_settings(b).await
-    }
-    async fn all_service_settings(&self) -> Result<Vec<ServiceSettings>, StoreError> {
-        self.inner.all_service_settings().await
-    }
-    async fn put_service_settings(&self, s: &ServiceSettings) -> Result<(), StoreError> {
-        self.wrote();
-        self.inner.put_service_settings(s).await
-    }
-    async fn create_instance(&self, i: &Instance) -> Result<Instance, StoreError> {
-        self.wrote();
-        self.inner.create_instance(i).await
-    }
-    async fn instance(&self, id: &InstanceId) -> Result<Option<Instance>, StoreError> {
-        self.inner.instance(id).await
-    }
-    async fn update_instance(&self, i: &Instance) -> Result<Instance, StoreError> {
-        self.wrote();
-        self.inner.update_instance(i).await
-    }
-    async fn delete_instance(&self, id: &InstanceId, version: u64) -> Result<(), StoreError> {
-        self.wrote();
-        self.inner.delete_instance(id, version).await
-    }
-    async fn instances(&self, state: Option<InstanceState>) -> Result<Vec<Instance>, StoreError> {
-        self.inner.instances(state).await
-    }
-    async fn create_binding(&self, b: &Binding) -> Result<Binding, StoreError> {
-        self.wrote();
-        self.inner.create_binding(b).await
-    }
-    async fn binding(&self, i: &InstanceId, id: &BindingId) -> Result<Option<Binding>, StoreError> {
-        self.inner.binding(i, id).await
-    }
-    async fn update_binding(&self, b: &Binding) -> Result<Binding, StoreError> {
-        self.wrote();
-        self.inner.update_binding(b).await
-    }
-    async fn delete_binding(
-        &self,
-        i: &InstanceId,
-        id: &BindingId,
-        version: u64,
-    ) -> Result<(), StoreError> {
-        self.wrote();
-        self.inner.delete_binding(i, id, version).await
-    }
-    async fn bindings_of(&self, i: &InstanceId) -> Result<Vec<Binding>, StoreError> {
-        self.inner.bindings_of(i).await
-    }
-    async fn bindings_due(&self, t: OffsetDateTime) -> Result<Vec<Binding>, StoreError> {
-        self.inner.bindings_due(t).await
-    }
-}
 
 // ------------------------------------------------------------------ fixtures
 
