@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::world::join_all;
+use crate::world::{join_all, wait_healthy};
 use sim::Sim;
 
 const USER: &str = "platform";
@@ -123,21 +123,7 @@ impl Serve {
                 .expect("client"),
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !serve
-            .http
-            .get(format!("{}/healthz", serve.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "serve did not start: {}",
-                serve.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_healthy(&serve.http, &serve.url, &serve.log).await;
         serve
     }
 

@@ -99,24 +99,13 @@ impl Broker {
                 .expect("client"),
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = broker
-                .http
-                .get(format!("{}/healthz", broker.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if up {
-                break broker;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cloudify-osb serve did not answer /healthz; log: {}",
-                broker.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::world::wait_healthy(
+            &broker.http,
+            &broker.url,
+            &broker._dir.path().join("serve.log"),
+        )
+        .await;
+        broker
     }
 
     /// The `--store` argument of this broker (for admin commands on its store).

@@ -80,23 +80,8 @@ impl Serve {
             child,
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = client
-                .get(format!("{}/healthz", serve.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if up {
-                return serve;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not answer /healthz; log: {}",
-                serve.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::world::wait_healthy(client, &serve.url, &serve.log).await;
+        serve
     }
 
     fn log(&self) -> String {

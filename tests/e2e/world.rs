@@ -713,21 +713,7 @@ impl World {
             http: client(Duration::from_secs(90)),
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !serve
-            .http
-            .get(format!("{}/healthz", serve.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "serve did not start: {}",
-                serve.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_healthy(&serve.http, &serve.url, &serve.log).await;
         if self.service.0.is_empty() {
             let (status, body) = serve.call(Method::GET, "/v2/catalog", None).await;
             assert_eq!(status, StatusCode::OK, "{body}");
@@ -869,6 +855,25 @@ impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits until the `cloudify-osb serve` at `url` answers `/healthz` (30 s at most); otherwise
+/// fails the test, showing the log it writes to `log`. Every e2e module starting a serve uses it.
+pub async fn wait_healthy(http: &reqwest::Client, url: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "cloudify-osb serve at {url} did not answer /healthz; log: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
