@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use time::OffsetDateTime;
 
@@ -288,6 +289,35 @@ impl DynamoStore {
         }
     }
 
+    /// An `UpdateItem` of the catalog's version item.
+    fn version_update(&self) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(CATALOG_PK))
+            .key("sk", s(VERSION_SK))
+    }
+
+    /// An update of the version item that only the lease holder `me` may make: `Conflict`
+    /// when the lease was lost.
+    async fn update_as_holder(
+        &self,
+        me: &str,
+        update: impl FnOnce(UpdateItemFluentBuilder) -> UpdateItemFluentBuilder,
+    ) -> Result<(), StoreError> {
+        let builder = self
+            .version_update()
+            .condition_expression("#w = :me")
+            .expression_attribute_names("#w", WRITER_ATTR)
+            .expression_attribute_names("#wu", WRITER_UNTIL_ATTR)
+            .expression_attribute_values(":me", s(me));
+        match update(builder).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(unavailable("UpdateItem", e)),
+        }
+    }
+
     /// Claims the write lease and a fresh tag; returns (committed version, tag).
     async fn acquire(&self, me: &str) -> Result<(VersionState, u64), StoreError> {
         let deadline = tokio::time::Instant::now() + ACQUIRE_WAIT;
@@ -298,11 +328,7 @@ impl DynamoStore {
             if !st.leased_at(now) {
                 let tag = st.next_tag.unwrap_or(0).max(st.committed) + 1;
                 let mut update = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key("pk", s(CATALOG_PK))
-                    .key("sk", s(VERSION_SK))
+                    .version_update()
                     .update_expression("SET #nt = :tag, #w = :me, #wu = :until")
                     .expression_attribute_names("#nt", NEXT_TAG_ATTR)
                     .expression_attribute_names("#w", WRITER_ATTR)
@@ -347,56 +373,31 @@ impl DynamoStore {
     /// Extends the lease; `Conflict` when it was lost.
     async fn renew(&self, me: &str) -> Result<i64, StoreError> {
         let until = now_epoch() + LEASE_SECS;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(CATALOG_PK))
-            .key("sk", s(VERSION_SK))
-            .update_expression("SET #wu = :until")
-            .condition_expression("#w = :me")
-            .expression_attribute_names("#w", WRITER_ATTR)
-            .expression_attribute_names("#wu", WRITER_UNTIL_ATTR)
-            .expression_attribute_values(":me", s(me))
-            .expression_attribute_values(":until", n(until))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(until),
-            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(unavailable("UpdateItem", e)),
-        }
+        self.update_as_holder(me, |u| {
+            u.update_expression("SET #wu = :until")
+                .expression_attribute_values(":until", n(until))
+        })
+        .await?;
+        Ok(until)
     }
 
     /// Publishes `tag`: the version item's one conditional update, which also releases the
     /// lease and records the tags of writers that never published.
     async fn publish(&self, me: &str, committed: u64, tag: u64) -> Result<(), StoreError> {
         let skipped: Vec<String> = (committed + 1..tag).map(|t| t.to_string()).collect();
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(CATALOG_PK))
-            .key("sk", s(VERSION_SK))
-            .condition_expression("#w = :me")
-            .expression_attribute_names("#cv", VERSION_ATTR)
-            .expression_attribute_names("#w", WRITER_ATTR)
-            .expression_attribute_names("#wu", WRITER_UNTIL_ATTR)
-            .expression_attribute_values(":me", s(me))
-            .expression_attribute_values(":tag", n(tag));
-        update = if skipped.is_empty() {
-            update.update_expression("SET #cv = :tag REMOVE #w, #wu")
-        } else {
-            update
-                .update_expression("SET #cv = :tag REMOVE #w, #wu ADD #ab :skipped")
-                .expression_attribute_names("#ab", ABORTED_ATTR)
-                .expression_attribute_values(":skipped", AttributeValue::Ns(skipped))
-        };
-        match update.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(unavailable("UpdateItem", e)),
-        }
+        self.update_as_holder(me, |u| {
+            let u = u
+                .expression_attribute_names("#cv", VERSION_ATTR)
+                .expression_attribute_values(":tag", n(tag));
+            if skipped.is_empty() {
+                u.update_expression("SET #cv = :tag REMOVE #w, #wu")
+            } else {
+                u.update_expression("SET #cv = :tag REMOVE #w, #wu ADD #ab :skipped")
+                    .expression_attribute_names("#ab", ABORTED_ATTR)
+                    .expression_attribute_values(":skipped", AttributeValue::Ns(skipped))
+            }
+        })
+        .await
     }
 
     /// Sends write requests in batches of `BatchWriteItem`, retrying unprocessed ones.
