@@ -22,6 +22,7 @@
 use serde_json::{Map, Value, json};
 
 use super::config::{check_mount_path, instance_object_name};
+use super::template::map_expressions;
 use crate::domain::error::BinderError;
 
 /// The special keys of the original format.
@@ -291,36 +292,19 @@ fn convert_expressions(value: &Value) -> Result<Value, BinderError> {
 
 /// One string: `{{[…]}}` becomes `{{ outputs.… }}`; other `{{ … }}` stay as they are.
 pub fn convert_str(input: &str) -> Result<String, BinderError> {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let inner = &after[..end];
-        if inner.trim_start().starts_with('[') {
-            let keys = subscripts(inner).ok_or_else(|| {
-                bad(format!(
-                    "{{{{{inner}}}}} is not a subscript chain like {{{{[\"mysql_ip\"]}}}} (the \
-                     original broker evaluated it as Python; cloudify-osb reads only \
-                     [\"name\"] and [number] subscripts)"
-                ))
-            })?;
-            out.push_str("{{ outputs.");
-            out.push_str(&keys.join("."));
-            out.push_str(" }}");
-        } else {
-            out.push_str("{{");
-            out.push_str(inner);
-            out.push_str("}}");
+    map_expressions(input, |inner| {
+        if !inner.trim_start().starts_with('[') {
+            return Ok(None);
         }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+        let keys = subscripts(inner).ok_or_else(|| {
+            bad(format!(
+                "{{{{{inner}}}}} is not a subscript chain like {{{{[\"mysql_ip\"]}}}} (the \
+                 original broker evaluated it as Python; cloudify-osb reads only \
+                 [\"name\"] and [number] subscripts)"
+            ))
+        })?;
+        Ok(Some(format!("{{{{ outputs.{} }}}}", keys.join("."))))
+    })
 }
 
 /// `["a"][0]['b']` (spaces allowed between the parts) → `a`, `0`, `b`. Keys are limited to

@@ -113,6 +113,29 @@ fn render_value<'v>(
 
 /// Renders one string: recognised expressions are replaced, everything else is copied.
 pub fn render_str(input: &str, scope: &Scope<'_>, field: Field) -> Result<String, BinderError> {
+    map_expressions(input, |inner| {
+        let Some(expr) = parse_expression(inner) else {
+            return Ok(None);
+        };
+        let value = lookup(&expr, scope)?;
+        if !field.allows(&value) {
+            return Err(BinderError::Config(format!(
+                "the value of {{{{ {} }}}} contains characters that are not allowed in {}",
+                expr.shown(),
+                field.name()
+            )));
+        }
+        Ok(Some(value))
+    })
+}
+
+/// Copies `input`, handing the inside of each `{{ … }}` to `replace`: `Some(text)` stands in
+/// for the whole expression, `None` keeps it as written. An unclosed `{{` is copied as text.
+/// Rendering and the legacy conversion (`legacy::convert_str`) both scan strings with it.
+pub fn map_expressions(
+    input: &str,
+    mut replace: impl FnMut(&str) -> Result<Option<String>, BinderError>,
+) -> Result<String, BinderError> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(start) = rest.find("{{") {
@@ -123,18 +146,8 @@ pub fn render_str(input: &str, scope: &Scope<'_>, field: Field) -> Result<String
             return Ok(out);
         };
         let inner = &after[..end];
-        match parse_expression(inner) {
-            Some(expr) => {
-                let value = lookup(&expr, scope)?;
-                if !field.allows(&value) {
-                    return Err(BinderError::Config(format!(
-                        "the value of {{{{ {} }}}} contains characters that are not allowed in {}",
-                        expr.shown(),
-                        field.name()
-                    )));
-                }
-                out.push_str(&value);
-            }
+        match replace(inner)? {
+            Some(text) => out.push_str(&text),
             None => {
                 out.push_str("{{");
                 out.push_str(inner);
