@@ -190,6 +190,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// The settings alone, from `args` (the program name first) and the environment: the
+    /// Lambda functions, which have no command line, read theirs this way, and so do tests.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        Ok(<Only as clap::Parser>::try_parse_from(args)?.config)
+    }
+
     /// What the catalog sync maps (`--id-namespace`, `--cloudify-tenant`, `--catalog`).
     pub fn sync_options(&self) -> SyncOptions {
         SyncOptions {
@@ -217,13 +232,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        config: Config,
-    }
 
     #[test]
     fn store_locations_parse() {
@@ -245,7 +253,7 @@ mod tests {
 
     #[test]
     fn flags_parse_and_secrets_stay_hidden() {
-        let cli = Cli::try_parse_from([
+        let c = Config::try_parse_from([
             "x",
             "--password",
             "hunter2-secret",
@@ -257,7 +265,6 @@ mod tests {
             "json",
         ])
         .unwrap();
-        let c = cli.config;
         assert_eq!(c.renew_interval, Duration::from_secs(90));
         assert_eq!(c.cloudify_timeout, Duration::from_secs(20));
         assert_eq!(c.catalog, CatalogMode::OptIn);
@@ -275,7 +282,7 @@ mod tests {
             (vec!["x", "--cloudify-insecure=false"], false),
             (vec!["x"], false),
         ] {
-            let c = Cli::try_parse_from(&args).unwrap().config;
+            let c = Config::try_parse_from(&args).unwrap();
             assert_eq!(c.cloudify_insecure, want, "{args:?}");
         }
     }

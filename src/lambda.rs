@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
-use clap::Parser;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -197,12 +196,7 @@ pub async fn sync() -> Result<(), Error> {
 /// Also the one AWS SDK configuration of the process (Secrets Manager and DynamoDB share it:
 /// loading it twice would build two HTTPS clients).
 async fn init_config(access: Access) -> Result<(Config, SdkConfig), Error> {
-    #[derive(Parser)]
-    struct FromEnv {
-        #[command(flatten)]
-        config: Config,
-    }
-    let mut config = FromEnv::try_parse_from(["cloudify-osb-lambda"])?.config;
+    let mut config = Config::try_parse_from(["cloudify-osb-lambda"])?;
     telemetry::init(config.log_format);
     let sdk = sdk_config();
     for (name, value) in read_secrets(&sdk, &access.secrets()).await {

@@ -276,20 +276,13 @@ pub fn required_secret<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        config: Config,
-    }
 
     /// The config from `args` only: Vault settings that come from the test's environment
     /// (tests/run exports VAULT_TOKEN) are cleared unless `args` name them.
     fn config(args: &[&str]) -> Config {
         let mut argv = vec!["x", "--vault-addr", "http://127.0.0.1:8200"];
         argv.extend_from_slice(args);
-        let mut c = Cli::try_parse_from(argv).unwrap().config;
+        let mut c = Config::try_parse_from(argv).unwrap();
         let given = |flag: &str| args.contains(&flag);
         if !given("--vault-token") {
             c.vault_token = None;
