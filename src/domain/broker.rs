@@ -1551,17 +1551,6 @@ impl Broker {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Err(e) = self.hold_instance(&instance).await {
-            match self
-                .store
-                .delete_binding(instance_id, binding_id, record.version)
-                .await
-            {
-                Ok(()) | Err(StoreError::Conflict) => {}
-                Err(d) => tracing::warn!(error = %d, "could not remove the halted binding"),
-            }
-            return Err(e);
-        }
         let ctx = BindContext {
             instance: &instance,
             binding_id,
@@ -1569,10 +1558,14 @@ impl Broker {
             outputs: &Map::new(),
             settings: &settings,
         };
-        match self
-            .bind_run(orchestrator.as_ref(), binder.as_ref(), &record, ctx)
-            .await
-        {
+        // Halted by a deprovision (the hold) or failed: the new record goes again.
+        let outcome = async {
+            self.hold_instance(&instance).await?;
+            self.bind_run(orchestrator.as_ref(), binder.as_ref(), &record, ctx)
+                .await
+        }
+        .await;
+        match outcome {
             Ok(body) => Ok(Reply::new(Completion::Created, body)),
             Err(e) => {
                 match self
